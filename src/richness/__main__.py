@@ -1,0 +1,3 @@
+from richness.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""Reference models, each with the width as one argument (THEORY.md §1, §4 C13)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+__all__ = ["CNN", "MLP", "LinearNet", "activation_fn"]
+
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "linear": lambda x: x,
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "erf": torch.erf,
+    "gelu": nn.functional.gelu,
+}
+
+
+def activation_fn(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The elementwise nonlinearity called `name`."""
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"activation={name!r} is not one of {tuple(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
+
+
+def _check_sizes(**sizes: int) -> None:
+    for field, value in sizes.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{field}={value!r} must be an integer ≥ 1")
+
+
+class MLP(nn.Module):
+    """Fully connected net d_in → width → … → width → d_out with `depth` weight layers.
+
+    h_1 = W_1 x, h_ℓ = W_ℓ φ(h_{ℓ−1}), f = W_L φ(h_{L−1}); `layers[ℓ−1]` is W_ℓ.
+
+    Args:
+      d_in, width, d_out: sizes.
+      depth: number of weight layers (≥ 2).
+      activation: "linear", "relu", "tanh", "erf" or "gelu".
+      bias: whether layers have biases.
+
+    Shapes: x (N, d_in) → f (N, d_out).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        width: int,
+        d_out: int,
+        depth: int = 3,
+        activation: str = "relu",
+        bias: bool = False,
+    ):
+        super().__init__()
+        _check_sizes(d_in=d_in, width=width, d_out=d_out)
+        if not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"depth={depth!r} must be an integer ≥ 2")
+        self.phi = activation_fn(activation)
+        self.activation = activation
+        sizes = [d_in] + [width] * (depth - 1) + [d_out]
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=bias) for a, b in itertools.pairwise(sizes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.layers[0](x)
+        for layer in self.layers[1:]:
+            h = layer(self.phi(h))
+        return h
+
+
+class LinearNet(MLP):
+    """The tutorial's model f = W3 W2 W1 x (THEORY.md §1): a 3-layer linear net, no biases."""
+
+    def __init__(self, d_in: int, width: int, d_out: int = 1):
+        super().__init__(d_in, width, d_out, depth=3, activation="linear", bias=False)
+
+
+class CNN(nn.Module):
+    """Myrtle-style conv net: `depth` 3×3 convs of `width` channels, ReLU, average pools, readout.
+
+    conv(in→n) φ, conv(n→n) φ, pool, conv φ, pool, …, global average pool, linear(n→classes):
+    a pool follows every conv after the second while the image is larger than 1×1 (Myrtle5
+    with depth 4 on 32×32 inputs; digits' 8×8 images work too).
+
+    Shapes: x (N, C, H, W) → f (N, n_classes).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        width: int = 64,
+        n_classes: int = 10,
+        depth: int = 4,
+        activation: str = "relu",
+        bias: bool = False,
+    ):
+        super().__init__()
+        _check_sizes(in_channels=in_channels, width=width, n_classes=n_classes, depth=depth)
+        self.phi = activation_fn(activation)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(in_channels if i == 0 else width, width, 3, padding=1, bias=bias)
+            for i in range(depth)
+        )
+        self.readout = nn.Linear(width, n_classes, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = self.phi(conv(h))
+            if i >= 1 and i < len(self.convs) - 1 and min(h.shape[-2:]) >= 2:
+                h = nn.functional.avg_pool2d(h, 2)
+        h = h.mean(dim=(-2, -1))  # (N, n)
+        return self.readout(h)

@@ -1,0 +1,172 @@
+"""Predicted width exponents of a table, by the tutorial's one-step derivation.
+
+Implements: THEORY.md §2 (criteria) and §4 (C1–C8), following the derivation of the tutorial
+(digest §2, eqs. 4–12) generalized to any table, any depth and SGD or Adam.
+
+Work in powers of n of *coordinates*. For layer ℓ with effective weight W̃ = g·W:
+  v_ℓ = exponent of g·σ (effective init std), λ_ℓ = exponent of η·g² (SGD) or η·g (Adam),
+  f_ℓ = 1 if the fan-in grows with n (hidden, output) else 0.
+Forward at init:   a_ℓ = v_ℓ + f_ℓ/2 + a_{ℓ−1}, a_0 = 0      (C1; the output's a_L is C3's f0)
+Backward at init:  b_L = max(0, a_L) (loss gradient), b_{ℓ−1} = v_ℓ + [ℓ hidden]/2 + b_ℓ
+One step, layer ℓ's own update ΔW̃_ℓ h_{ℓ−1} = −λ δ_ℓ h_{ℓ−1}ᵀ h_{ℓ−1}:
+  SGD  own_ℓ = λ_ℓ + b_ℓ + f_ℓ + 2a_{ℓ−1};  Adam (sign-like entries) own_ℓ = λ_ℓ + f_ℓ + a_{ℓ−1}
+Passthrough W̃_ℓ Δh_{ℓ−1}: pass_ℓ = v_ℓ + f_ℓ/2 + d_{ℓ−1}, plus 1/2 at the readout, whose few
+  outputs sum the n aligned coordinates coherently (Δh_{L−1} lies along W̃_Lᵀ δ_L, digest §4.2).
+Update: d_ℓ = max(own_ℓ, pass_ℓ). Then ‖Δh_ℓ‖ ~ n^{d_ℓ + 1/2} (hidden), ‖Δf‖ ~ n^{d_L} (C4),
+MAX ratio (C5) ~ n^{own − pass}, UUC: δ_ℓ·Δh_ℓ ~ n^{b_ℓ + d_ℓ + [ℓ hidden]}.
+Linearization gap relative to ‖Δf‖ (C8, leading term): ‖Δh‖²/n = n^{2r−1}.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from richness.scaling.parameterization import Parameterization
+
+__all__ = ["Criterion", "criteria", "predict_exponents"]
+
+_TOL = 1e-9
+
+
+def _layer_roles(depth: int) -> list[str]:
+    if not isinstance(depth, int) or depth < 2:
+        raise ValueError(f"depth={depth!r} must be an integer ≥ 2 (input and output layers)")
+    return ["input"] + ["hidden"] * (depth - 2) + ["output"]
+
+
+def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
+    """Predicted width exponents for a network of `depth` weight layers.
+
+    Args:
+      p: the table.
+      depth: number of weight layers (input + hidden + output); 3 is the tutorial's model.
+
+    Returns:
+      A flat dict. Per representation ℓ = 1..depth−1 (hidden): "h_rms/ℓ" (C1), "dh/ℓ" (C2,
+      ‖Δh_ℓ‖), "dh_rms/ℓ", "grad_h/ℓ" (C7, ‖∂L/∂h_ℓ‖); per layer ℓ = 2..depth: "max_ratio/ℓ"
+      (C5); per layer ℓ = 1..depth: "uuc/ℓ". Summaries: "h_rms" (largest |exponent|), "dh" (the
+      richness r: largest hidden ‖Δh‖ exponent), "f0" (C3), "df" (C4), "max_ratio" (largest
+      |exponent|), "align" (C6, 0), "lin_gap" (C8, 2·dh − 1, relative to ‖Δf‖).
+    """
+    roles = _layer_roles(depth)
+    exps = p.exponents()
+    adam = p.optimizer == "adam"
+    v, lam, fan = [], [], []
+    for role in roles:
+        e = exps[role]
+        v.append(e["multiplier"] + e["init_std"])
+        lam.append(e["lr"] + (1 if adam else 2) * e["multiplier"])
+        fan.append(0.0 if role == "input" else 1.0)
+    n_layers = len(roles)
+    a = [0.0]  # a[ℓ]: coordinate exponent of h_ℓ; h_0 = x
+    for ell in range(n_layers):
+        a.append(v[ell] + fan[ell] / 2 + a[ell])
+    b = [0.0] * (n_layers + 1)  # b[ℓ]: coordinate exponent of δ_ℓ = ∂L/∂h_ℓ
+    b[n_layers] = max(0.0, a[n_layers])
+    for ell in range(n_layers - 1, 0, -1):
+        fan_out_scales = roles[ell] == "hidden"  # layer ℓ+1 (index ell) sums over n outputs
+        b[ell] = v[ell] + (0.5 if fan_out_scales else 0.0) + b[ell + 1]
+    d = [float("-inf")]  # d[ℓ]: coordinate exponent of Δh_ℓ; Δh_0 = 0
+    own, passthrough = [], []
+    for ell in range(1, n_layers + 1):
+        i = ell - 1
+        if adam:
+            own_ell = lam[i] + fan[i] + a[ell - 1]
+        else:
+            own_ell = lam[i] + b[ell] + fan[i] + 2 * a[ell - 1]
+        readout = 0.5 if ell == n_layers else 0.0
+        pass_ell = v[i] + fan[i] / 2 + d[ell - 1] + readout
+        own.append(own_ell)
+        passthrough.append(pass_ell)
+        d.append(max(own_ell, pass_ell))
+    out: dict[str, float] = {}
+    for ell in range(1, n_layers):
+        out[f"h_rms/{ell}"] = a[ell]
+        out[f"dh/{ell}"] = d[ell] + 0.5
+        out[f"dh_rms/{ell}"] = d[ell]
+        out[f"grad_h/{ell}"] = b[ell] + 0.5
+    for ell in range(2, n_layers + 1):
+        out[f"max_ratio/{ell}"] = own[ell - 1] - passthrough[ell - 1]
+    for ell in range(1, n_layers + 1):
+        hidden = 1.0 if ell < n_layers else 0.0
+        out[f"uuc/{ell}"] = b[ell] + d[ell] + hidden
+    dh = max(out[f"dh/{ell}"] for ell in range(1, n_layers))
+    out["h_rms"] = max((a[ell] for ell in range(1, n_layers)), key=abs)
+    out["dh"] = dh
+    out["f0"] = a[n_layers]
+    out["df"] = d[n_layers]
+    out["max_ratio"] = max((out[f"max_ratio/{ell}"] for ell in range(2, n_layers + 1)), key=abs)
+    out["align"] = 0.0
+    out["lin_gap"] = 2 * dh - 1
+    return {key: _clean(value) for key, value in out.items()}
+
+
+def _clean(x: float) -> float:
+    """Rounds away float noise so that exponents print as 0.25, not 0.24999999999999997."""
+    return round(x, 12) + 0.0
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One criterion's verdict: whether it holds, and by what exponent it breaks."""
+
+    name: str
+    holds: bool
+    exponent: float
+    detail: str
+
+
+def criteria(p: Parameterization, depth: int = 3) -> list[Criterion]:
+    """Verdicts for THEORY.md §2: activations Θ(1), NTC, UUC, MAX, and r within [0, 1/2].
+
+    Each `Criterion.exponent` is the offending width exponent (0 when the criterion holds).
+    """
+    e = predict_exponents(p, depth)
+    hidden = range(1, depth)
+    layers = range(1, depth + 1)
+    verdicts = []
+    worst_h = max((e[f"h_rms/{ell}"] for ell in hidden), key=abs)
+    bad_f0 = max(e["f0"], 0.0)
+    act_exp = worst_h if abs(worst_h) > _TOL else bad_f0
+    verdicts.append(
+        Criterion(
+            "activations",
+            abs(worst_h) <= _TOL and bad_f0 <= _TOL,
+            act_exp,
+            f"hidden coordinates ~ n^{worst_h:+.3g}, initial output ~ n^{e['f0']:+.3g}",
+        )
+    )
+    verdicts.append(
+        Criterion("NTC", abs(e["df"]) <= _TOL, e["df"], f"‖Δf‖ after one step ~ n^{e['df']:+.3g}")
+    )
+    uuc_bad = [(ell, e[f"uuc/{ell}"]) for ell in layers if abs(e[f"uuc/{ell}"]) > _TOL]
+    verdicts.append(
+        Criterion(
+            "UUC",
+            not uuc_bad,
+            max((x for _, x in uuc_bad), key=abs, default=0.0),
+            "every layer's update moves the loss at order one"
+            if not uuc_bad
+            else "; ".join(f"layer {ell}: δ·Δh ~ n^{x:+.3g}" for ell, x in uuc_bad),
+        )
+    )
+    max_bad = [(ell, e[f"max_ratio/{ell}"]) for ell in range(2, depth + 1)]
+    max_bad = [(ell, x) for ell, x in max_bad if abs(x) > _TOL]
+    verdicts.append(
+        Criterion(
+            "MAX",
+            not max_bad,
+            max((x for _, x in max_bad), key=abs, default=0.0),
+            "own update and passthrough are of the same order in every layer"
+            if not max_bad
+            else "; ".join(f"layer {ell}: ‖ΔW h‖/‖W Δh‖ ~ n^{x:+.3g}" for ell, x in max_bad),
+        )
+    )
+    r = e["dh"]
+    off = r if r < 0 else (r - 0.5 if r > 0.5 else 0.0)
+    verdicts.append(
+        Criterion(
+            "scale", abs(off) <= _TOL, off, f"‖Δh‖ ~ n^{r:+.3g}: effective richness r = {r:g}"
+        )
+    )
+    return verdicts

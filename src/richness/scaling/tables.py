@@ -1,0 +1,204 @@
+"""The richness-scale tables in the three gauges, and the named presets.
+
+Implements: THEORY.md §3 (STP table, μP-gauge table, rescaling gauge, named points, SP).
+
+Every gauge is built from the STP table by the gauge transformation of THEORY.md §3,
+applied per role with a factor θ (a width law):
+  SGD:  (g, σ, η) → (θ·g, σ/θ, η/θ²)      Adam: (g, σ, η) → (θ·g, σ/θ, η/θ)
+so the physical content (g·σ and the effective LR) is the same in all three by construction.
+  stp:        θ = 1                      (g = 1, layerwise learning rates)
+  mup:        θ = √η_stp (SGD), η_stp (Adam)   (one global learning rate)
+  rescaling:  θ = θ_mup / α               (σ = 1 in absolute tables, one LR α²·η0 for SGD)
+with α = γ·w^r the activity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from richness.scaling._types import (
+    GAUGES,
+    OPTIMIZERS,
+    PRESETS,
+    Gauge,
+    Optimizer,
+    PresetName,
+    check_choice,
+)
+from richness.scaling.parameterization import Parameterization, RoleScaling
+from richness.scaling.power import Power
+
+__all__ = ["preset", "richness", "stp_table"]
+
+_ONE = Power()
+_INV_SQRT_FAN_IN = Power(1.0, -0.5, 0.0)
+
+_PRESET_POINTS: dict[str, tuple[float, str]] = {
+    "ntp": (0.0, "mup"),  # Jacot et al.: σ = 1, multipliers 1/√fan_in, one LR
+    "ntp-lr": (0.0, "stp"),
+    "mup": (0.5, "mup"),  # Yang & Hu 2021: a = (−1/2, 0, 1/2), b = 1/2, c = 0
+    "mup-lr": (0.5, "stp"),  # TP V "μP for SGD" with layerwise learning rates
+    "mf": (0.5, "rescaling"),  # mean-field parameterization (MFP)
+}
+
+
+def _check_r(r: float, allow_off_scale: bool) -> float:
+    if not isinstance(r, int | float) or r != r:
+        raise ValueError(f"r={r!r} must be a number in [0, 0.5] (THEORY.md §3)")
+    if not allow_off_scale and not 0.0 <= r <= 0.5:
+        raise ValueError(
+            f"r={r!r} is outside [0, 0.5] (THEORY.md §3: r < 0 makes outputs explode, "
+            "r > 1/2 makes gradients explode); pass allow_off_scale=True to study it anyway"
+        )
+    return float(r)
+
+
+def _check_gamma(gamma: float) -> float:
+    if not isinstance(gamma, int | float) or not gamma > 0 or gamma == float("inf"):
+        raise ValueError(f"gamma={gamma!r} must be a finite number > 0 (α = γ·n^r)")
+    return float(gamma)
+
+
+def stp_table(
+    r: float, gamma: float, optimizer: Optimizer, relative: bool
+) -> dict[str, RoleScaling]:
+    """The STP gauge (g = 1, layerwise LRs) at richness r, as width laws per role.
+
+    Implements: THEORY.md §3, STP table. With α = γ·w^r, SGD, absolute (w = n):
+      input:  σ = 1/√fan_in,       η = α²/fan_in
+      hidden: σ = 1/√fan_in,       η = α²/fan_in          (fan_in = n: η ∝ n^{2r−1})
+      output: σ = 1/(α·√fan_in),   η = 1/fan_in
+    Base-relative (w = m = n/n0): σ as above, η = (γ²m^{2r}, γ²m^{2r−1}, 1/m), so that at
+    m = 1, γ = 1 every σ is 1/√fan_in and every LR factor is 1 (the standard model).
+    Adam (update size independent of gradient scale): η = (α/(√n·fan_in), α/(√n·fan_in),
+    1/fan_in) absolute and (γ·m^{r−1/2}, γ·m^{r−3/2}, 1/m) relative; at r = 1/2 this is TP V's
+    Adam μP (arXiv:2203.03466, Table 3).
+    """
+    alpha = Power(gamma, 0.0, r)
+    out_std = _INV_SQRT_FAN_IN / alpha
+    if optimizer == "sgd":
+        if relative:
+            lrs = (alpha**2, alpha**2 * Power(1.0, 0.0, -1.0), Power(1.0, 0.0, -1.0))
+        else:
+            per_fan_in = Power(1.0, -1.0, 0.0)
+            lrs = (alpha**2 * per_fan_in, alpha**2 * per_fan_in, per_fan_in)
+    else:
+        if relative:
+            lrs = (
+                Power(gamma, 0.0, r - 0.5),
+                Power(gamma, 0.0, r - 1.5),
+                Power(1.0, 0.0, -1.0),
+            )
+        else:
+            hidden_like = Power(gamma, -1.0, r - 0.5)
+            lrs = (hidden_like, hidden_like, Power(1.0, -1.0, 0.0))
+    stds = (_INV_SQRT_FAN_IN, _INV_SQRT_FAN_IN, out_std)
+    return {
+        role: RoleScaling(multiplier=_ONE, init_std=std, lr=lr)
+        for role, std, lr in zip(("input", "hidden", "output"), stds, lrs, strict=True)
+    }
+
+
+def _gauge_transform(laws: RoleScaling, theta: Power, optimizer: Optimizer) -> RoleScaling:
+    """(g, σ, η) → (θg, σ/θ, η/θ²) for SGD or (θg, σ/θ, η/θ) for Adam (THEORY.md §3)."""
+    lr_power = 2 if optimizer == "sgd" else 1
+    return RoleScaling(
+        multiplier=laws.multiplier * theta,
+        init_std=laws.init_std / theta,
+        lr=laws.lr / theta**lr_power,
+    )
+
+
+def richness(
+    r: float,
+    gauge: Gauge = "stp",
+    gamma: float = 1.0,
+    optimizer: Optimizer = "sgd",
+    base_width: float | None = None,
+    *,
+    allow_off_scale: bool = False,
+) -> Parameterization:
+    """The parameterization at richness r (‖Δh‖ ~ γ·n^r) in the given gauge.
+
+    Args:
+      r: richness exponent in [0, 1/2]: 0 is NTP (lazy), 1/2 is μP (rich).
+      gauge: "stp" (layerwise LRs), "mup" (one global LR), "rescaling" (NTP with output/α).
+      gamma: the width-independent prefactor γ of the activity α = γ·n^r.
+      optimizer: "sgd" or "adam".
+      base_width: n0 for base-relative tables (at n = n0, γ = 1: the standard model with the
+        single LR you tuned); None for the tutorial's absolute tables.
+      allow_off_scale: accept r outside [0, 1/2] (to study what breaks).
+
+    Returns:
+      A `Parameterization`.
+
+    Raises:
+      ValueError: r outside [0, 1/2], gamma ≤ 0, base_width ≤ 0, unknown gauge or optimizer.
+
+    Example:
+      >>> p = richness(0.5, gauge="stp")          # TP V's layerwise-LR μP for SGD
+      >>> s = p.layer("input", width=1024, fan_in=64)
+      >>> s.lr
+      16.0
+    """
+    r = _check_r(r, allow_off_scale)
+    gamma = _check_gamma(gamma)
+    check_choice("gauge", gauge, GAUGES)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    relative = base_width is not None
+    table = stp_table(r, gamma, optimizer, relative)
+    if gauge != "stp":
+        alpha = Power(gamma, 0.0, r)
+        transformed = {}
+        for role, laws in table.items():
+            theta = laws.lr**0.5 if optimizer == "sgd" else laws.lr
+            if gauge == "rescaling":
+                theta = theta / alpha
+            transformed[role] = _gauge_transform(laws, theta, optimizer)
+        table = transformed
+    return Parameterization(
+        roles=table,
+        optimizer=optimizer,
+        base_width=base_width,
+        name=f"r={r:g} {gauge}",
+        r=r,
+        gamma=gamma,
+        gauge=gauge,
+    )
+
+
+def preset(
+    name: PresetName,
+    gauge: Gauge | None = None,
+    gamma: float = 1.0,
+    optimizer: Optimizer = "sgd",
+    base_width: float | None = None,
+) -> Parameterization:
+    """A named point: "sp", "ntp", "ntp-lr", "mup", "mup-lr" or "mf" (THEORY.md §3).
+
+    "ntp" is r = 0 in the μP gauge (Jacot et al.), "mup" r = 1/2 in the μP gauge (Yang & Hu),
+    "mf" r = 1/2 in the rescaling gauge, the "-lr" names the STP gauge; `gauge=` overrides.
+    "sp" is the standard parameterization, not on the scale: g = 1, σ = 1/√fan_in everywhere,
+    one global LR (its `predict()` shows NTC failing at fixed LR).
+
+    Raises:
+      ValueError: unknown name, gauge or optimizer, gamma ≤ 0, or a gauge given for "sp".
+    """
+    check_choice("preset", name, PRESETS)
+    if name == "sp":
+        if gauge is not None:
+            raise ValueError(
+                "gauge is not defined for preset 'sp' (it is not on the richness scale)"
+            )
+        check_choice("optimizer", optimizer, OPTIMIZERS)
+        _check_gamma(gamma)
+        sp = RoleScaling(multiplier=_ONE, init_std=_INV_SQRT_FAN_IN, lr=_ONE)
+        return Parameterization(
+            roles={"input": sp, "hidden": sp, "output": sp},
+            optimizer=optimizer,
+            base_width=base_width,
+            name="sp",
+        )
+    r, default_gauge = _PRESET_POINTS[name]
+    p = richness(r, gauge or default_gauge, gamma, optimizer, base_width)  # type: ignore[arg-type]
+    return dataclasses.replace(p, name=name)
