@@ -23,10 +23,19 @@ class Multiplier(nn.Module):
       role, fan_in, width: what the entry was evaluated at (plain attributes, for tables).
     """
 
-    def __init__(self, multiplier: float, lr_factor: float, role: str, fan_in: int, width: int):
+    def __init__(
+        self,
+        multiplier: float,
+        lr_factor: float,
+        role: str,
+        fan_in: int,
+        width: int,
+        dtype: torch.dtype = torch.float64,
+    ):
         super().__init__()
-        self.register_buffer("multiplier", torch.tensor(float(multiplier)))
-        self.register_buffer("lr_factor", torch.tensor(float(lr_factor)))
+        # Buffers in the parameter's dtype: g rounded to float32 would break float64 checks.
+        self.register_buffer("multiplier", torch.tensor(float(multiplier), dtype=dtype))
+        self.register_buffer("lr_factor", torch.tensor(float(lr_factor), dtype=dtype))
         self.role = role
         self.fan_in = fan_in
         self.width = width

@@ -48,7 +48,7 @@ def parameterize(
       "rescale": the model's own init scaled by g·σ·√f (its deviation from the standard
                  1/√f), so a base-relative table at the base width leaves the model unchanged;
       "keep":    the effective weights g·W are left exactly as they are.
-    Vectors (biases, norm gains) keep their effective values under every init.
+    Vectors keep their effective values (norm gains 1), except that "normal" zeroes biases.
 
     Args:
       model: any torch module (Linear, Conv1d/2d/3d, Embedding, biases, norm gains).
@@ -88,13 +88,15 @@ def parameterize(
             parametrize.register_parametrization(
                 module,
                 info.attr,
-                Multiplier(s.multiplier, s.lr, info.role, info.fan_in, info.width),
+                Multiplier(s.multiplier, s.lr, info.role, info.fan_in, info.width, effective.dtype),
                 unsafe=False,
             )
             if info.matrix and init == "normal":
                 raw = getattr(module.parametrizations, info.attr).original
                 raw.normal_(0.0, s.init_std, generator=generator)
                 continue
+            if not info.matrix and init == "normal" and info.attr == "bias":
+                effective = torch.zeros_like(effective)
             if info.matrix and init == "rescale":
                 effective = effective * (s.multiplier * s.init_std * info.fan_in**0.5)
             setattr(module, info.attr, effective)
