@@ -1,0 +1,265 @@
+"""The richness meter: what THEORY.md §4 talks about, measured on any training loop.
+
+    meter = rn.Meter(model, probe_inputs)      # snapshots θ0, every h_ℓ and f at creation
+    for step in range(steps):
+        train_step(model)                      # your loop, your optimizer
+        metrics = meter.measure()              # {"dh/layers.1": ..., "df": ..., ...}
+
+Keys are `quantity/layer` (layer = the module's name) for per-layer quantities and bare names
+for model-level ones. Layers are the modules whose weight carries width (every Linear, Conv and
+Embedding); h_ℓ is a layer's output (the tutorial's h_ℓ = g_ℓ W_ℓ h_{ℓ−1}) and x_ℓ its input.
+Norms are Euclidean per probe input (a conv map is flattened), averaged over probe inputs.
+
+Quantities (claim of THEORY.md §4 in brackets):
+  h_rms/ℓ      RMS coordinate of h_ℓ now                                       [C1]
+  dh/ℓ         ‖h_ℓ − h_ℓ(θ0)‖                                                 [C2]
+  dh_rms/ℓ     RMS coordinate of Δh_ℓ                                          [C2]
+  f0           ‖f(θ0)‖, the output at creation (uncentered)                    [C3]
+  df           ‖f − f(θ0)‖                                                      [C4]
+  dW_fro/ℓ     ‖ΔW_ℓ‖_F of the effective weight g·W
+  dW_op/ℓ      ‖ΔW_ℓ‖_op, by warm-started power iteration                      [C6]
+  max_ratio/ℓ  ‖ΔW_ℓ x_ℓ‖ / ‖W_ℓ(θ0) Δx_ℓ‖ (own update over passthrough)       [C5]
+  align/ℓ      ‖ΔW_ℓ x_ℓ‖ / (‖ΔW_ℓ‖_op ‖x_ℓ‖), per input patch                  [C6]
+  align_w0/ℓ   ‖W_ℓ(θ0) Δx_ℓ‖ / (‖W_ℓ(θ0)‖_op ‖Δx_ℓ‖): the init is not aligned  [C6]
+  grad/ℓ       ‖∇L‖_F of the layer's weight, from the .grad your loop left     [C7]
+  lin_gap      ‖f − f_lin‖ / ‖Δf‖, f_lin the first-order Taylor model at θ0      [C8]
+Exact decomposition used by max_ratio: W x − W0 x0 = ΔW x + W0 Δx.
+
+Cost: "default" metrics need one forward pass on the probe batch (hooks record every h_ℓ) and
+elementwise work; "weights" adds one power-iteration sweep per layer; "lin_gap" one jvp
+(about three forward passes). `measure()` syncs with the device once, when it builds the dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call, jvp
+
+__all__ = ["ALL_METRICS", "DEFAULT_METRICS", "Meter"]
+
+DEFAULT_METRICS = ("h_rms", "dh", "dh_rms", "f0", "df")
+WEIGHT_METRICS = ("dW_fro", "dW_op", "max_ratio", "align", "align_w0", "grad")
+ALL_METRICS = (*DEFAULT_METRICS, *WEIGHT_METRICS, "lin_gap")
+_GROUPS = {"default": DEFAULT_METRICS, "weights": WEIGHT_METRICS, "all": ALL_METRICS}
+_LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
+
+
+def _expand(metrics: str | Iterable[str]) -> tuple[str, ...]:
+    names = [metrics] if isinstance(metrics, str) else list(metrics)
+    out: list[str] = []
+    for name in names:
+        for m in _GROUPS.get(name, (name,)):
+            if m not in ALL_METRICS:
+                raise ValueError(
+                    f"metric {m!r} is not one of {ALL_METRICS} or a group {tuple(_GROUPS)}"
+                )
+            if m not in out:
+                out.append(m)
+    return tuple(out)
+
+
+def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
+    """(N,) Euclidean norms of the N examples of t (N, ...)."""
+    return t.flatten(1).norm(dim=1)
+
+
+def _weight_matrix(module: nn.Module) -> torch.Tensor:
+    """The effective weight as a matrix (out, in·prod(kernel)); Embedding as (vocab, dim)ᵀ."""
+    w = module.weight
+    if isinstance(module, nn.Embedding):
+        return w.t()
+    return w.flatten(1)
+
+
+def _patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Inputs as the rows the weight matrix multiplies: (N, P, fan_in).
+
+    Linear: P = prod of the leading dims; Conv: one row per output position (im2col).
+    """
+    if isinstance(module, nn.Linear):
+        return x.reshape(x.shape[0], -1, x.shape[-1])
+    if isinstance(module, nn.Conv1d):
+        x = x.unsqueeze(-2)
+        kernel, stride = (1, *module.kernel_size), (1, *module.stride)
+        padding, dilation = (0, *module.padding), (1, *module.dilation)
+    else:
+        kernel, stride = module.kernel_size, module.stride
+        padding, dilation = module.padding, module.dilation
+    if isinstance(padding, str) or module.groups != 1:
+        raise ValueError("unsupported conv for weight metrics (string padding or groups > 1)")
+    cols = nn.functional.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
+    return cols.transpose(1, 2)  # (N, P, C_in·k·k)
+
+
+def _op_norm(
+    a: torch.Tensor, v: torch.Tensor | None, iters: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest singular value of a (m, k) by power iteration on aᵀa, warm-started at v (k,)."""
+    if v is None:
+        v = torch.randn(a.shape[1], dtype=a.dtype, device=a.device)
+    for _ in range(iters):
+        v = a.t() @ (a @ v)
+        v = v / v.norm().clamp_min(torch.finfo(a.dtype).tiny)
+    return (a @ v).norm(), v
+
+
+class Meter:
+    """Measures h, Δh, f, Δf, ΔW and friends relative to the model at creation.
+
+    Args:
+      model: any torch module (parameterized by `rn.parameterize` or not).
+      probe_inputs: (N, ...) inputs on which representations are measured.
+      metrics: names or groups ("default", "weights", "all"); see the module docstring.
+      layers: module names to hook; defaults to every Linear / Conv1d / Conv2d / Embedding.
+      power_iters: power-iteration steps per `measure()` for operator norms (warm-started).
+
+    Example:
+      >>> import torch, richness as rn
+      >>> model = rn.parameterize(rn.models.MLP(8, 64, 1), rn.preset("mup"))
+      >>> meter = rn.Meter(model, torch.randn(16, 8))
+      >>> sorted(meter.measure())[:3]
+      ['df', 'dh/layers.0', 'dh/layers.1']
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        probe_inputs: torch.Tensor,
+        *,
+        metrics: str | Sequence[str] = "default",
+        layers: Sequence[str] | None = None,
+        power_iters: int = 8,
+    ):
+        self.model = model
+        self.x = probe_inputs
+        self.metrics = _expand(metrics)
+        modules = dict(model.named_modules())
+        if layers is None:
+            layers = [name for name, m in modules.items() if isinstance(m, _LAYER_TYPES)]
+        unknown = [name for name in layers if name not in modules]
+        if unknown:
+            raise ValueError(f"layers {unknown} are not modules of the model")
+        if not layers:
+            raise ValueError("the model has no Linear, Conv or Embedding layer to measure")
+        self.layers = list(layers)
+        self._modules = {name: modules[name] for name in self.layers}
+        self.power_iters = power_iters
+        self._vectors: dict[str, torch.Tensor] = {}
+        self._params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+        self._w0 = {name: _weight_matrix(m).detach().clone() for name, m in self._modules.items()}
+        self._w0_op = {}
+        with torch.no_grad():
+            h, xin, f = self._forward()
+        self._h0, self._x0, self._f0 = h, xin, f
+        self.f0_norm = _per_example_norm(f).mean()
+
+    @property
+    def layer_index(self) -> dict[str, int]:
+        """{layer name: ℓ}, the representation index that `Parameterization.predict` uses."""
+        return {name: i + 1 for i, name in enumerate(self.layers)}
+
+    def _forward(self) -> tuple[dict, dict, torch.Tensor]:
+        outs: dict[str, torch.Tensor] = {}
+        ins: dict[str, torch.Tensor] = {}
+
+        def hook(name):
+            def record(module, args, output):
+                ins[name] = args[0].detach()
+                outs[name] = output.detach()
+
+            return record
+
+        handles = [m.register_forward_hook(hook(name)) for name, m in self._modules.items()]
+        try:
+            f = self.model(self.x).detach()
+        finally:
+            for handle in handles:
+                handle.remove()
+        return outs, ins, f
+
+    @torch.no_grad()
+    def measure(self, metrics: str | Sequence[str] | None = None) -> dict[str, float]:
+        """Measures the model now against the model at creation.
+
+        Args:
+          metrics: overrides the metrics given at creation for this call.
+
+        Returns:
+          A flat {key: float} dict (keys in the module docstring).
+        """
+        wanted = self.metrics if metrics is None else _expand(metrics)
+        h, xin, f = self._forward()
+        out: dict[str, torch.Tensor] = {}
+        for name in self.layers:
+            dh = h[name] - self._h0[name]
+            if "h_rms" in wanted:
+                out[f"h_rms/{name}"] = h[name].pow(2).mean().sqrt()
+            if "dh" in wanted:
+                out[f"dh/{name}"] = _per_example_norm(dh).mean()
+            if "dh_rms" in wanted:
+                out[f"dh_rms/{name}"] = dh.pow(2).mean().sqrt()
+        if "f0" in wanted:
+            out["f0"] = self.f0_norm
+        if "df" in wanted or "lin_gap" in wanted:
+            df = _per_example_norm(f - self._f0).mean()
+            if "df" in wanted:
+                out["df"] = df
+        if any(m in wanted for m in WEIGHT_METRICS):
+            self._weight_metrics(wanted, xin, out)
+        if "lin_gap" in wanted:
+            out["lin_gap"] = _per_example_norm(f - self._linearized()).mean() / df
+        return {key: float(value) for key, value in out.items()}  # one sync per value, here
+
+    def _weight_metrics(self, wanted, xin, out) -> None:
+        for name, module in self._modules.items():
+            w = _weight_matrix(module).detach()
+            dw = w - self._w0[name]
+            if "dW_fro" in wanted:
+                out[f"dW_fro/{name}"] = dw.norm()
+            need_op = "dW_op" in wanted or "align" in wanted
+            if need_op:
+                op, self._vectors[name] = _op_norm(dw, self._vectors.get(name), self.power_iters)
+                if "dW_op" in wanted:
+                    out[f"dW_op/{name}"] = op
+            if "grad" in wanted:
+                grads = [p.grad for p in module.parameters() if p.grad is not None]
+                if grads:
+                    out[f"grad/{name}"] = torch.stack([g.norm() for g in grads]).norm()
+            if isinstance(module, nn.Embedding) or not any(
+                m in wanted for m in ("max_ratio", "align", "align_w0")
+            ):
+                continue
+            rows = _patches(module, xin[name])  # (N, P, fan_in)
+            own = rows @ dw.t()  # (N, P, out): ΔW x
+            own_norm = own.flatten(1).norm(dim=1)
+            if "align" in wanted:
+                row_norm = rows.norm(dim=-1).clamp_min(torch.finfo(rows.dtype).tiny)
+                ratio = own.norm(dim=-1) / (op * row_norm)
+                out[f"align/{name}"] = ratio.mean()
+            if name == self.layers[0]:
+                continue  # the first layer's input does not move: no passthrough
+            dx_rows = _patches(module, xin[name] - self._x0[name])
+            passthrough = dx_rows @ self._w0[name].t()  # (N, P, out): W0 Δx
+            if "max_ratio" in wanted:
+                out[f"max_ratio/{name}"] = (own_norm / passthrough.flatten(1).norm(dim=1)).mean()
+            if "align_w0" in wanted:
+                if name not in self._w0_op:
+                    self._w0_op[name] = torch.linalg.matrix_norm(self._w0[name], ord=2)
+                dx_norm = dx_rows.norm(dim=-1).clamp_min(torch.finfo(rows.dtype).tiny)
+                ratio = passthrough.norm(dim=-1) / (self._w0_op[name] * dx_norm)
+                out[f"align_w0/{name}"] = ratio.mean()
+
+    def _linearized(self) -> torch.Tensor:
+        """f_lin(θ) = f(θ0) + J(θ0)(θ − θ0) on the probe set, by one jvp (THEORY.md C8)."""
+        params = dict(self.model.named_parameters())
+        tangent = {k: params[k].detach() - self._params0[k] for k in self._params0}
+
+        def f(p):
+            return functional_call(self.model, p, (self.x,))
+
+        with torch.enable_grad():
+            _, jvp_out = jvp(f, (self._params0,), (tangent,))
+        return self._f0 + jvp_out.detach()
