@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -113,6 +114,94 @@ def explain(
         render_explanation(p, width, d_in, depth)
     except ValueError as err:
         _fail(str(err))
+
+
+def _spec_or_fail(path: Path):
+    from richness.sweep import SpecError, load_spec
+
+    try:
+        return load_spec(path)
+    except FileNotFoundError:
+        _fail(f"spec file {path} does not exist")
+    except SpecError as err:
+        _fail(f"{path}: {err}")
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="sweep spec (YAML)")],
+    db: Annotated[Path, typer.Option(help="SQLite store (created if missing)")] = Path(
+        "runs.sqlite"
+    ),
+    backend: Annotated[str, typer.Option(help="local or ray")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="local processes (default: all cores)")
+    ] = None,
+    threads: Annotated[int, typer.Option(help="intra-op threads per run")] = 1,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Run every unfinished run of SPEC into DB (a killed sweep resumes where it stopped)."""
+    from richness.sweep import run_sweep
+
+    parsed = _spec_or_fail(spec)
+    if backend not in ("local", "ray"):
+        _fail(f"--backend={backend!r} is not one of 'local', 'ray'")
+    if workers is not None and workers < 1:
+        _fail(f"--workers={workers} must be ≥ 1")
+    counts = run_sweep(
+        parsed,
+        db,
+        backend=backend,
+        address=address,
+        workers=workers,
+        threads=threads,
+        progress=not quiet,
+    )
+    console.print(
+        f"{parsed.name}: {counts['total']} runs, {counts['skipped']} already finished, "
+        f"{counts['done']} done, {counts['diverged']} diverged, {counts['failed']} failed "
+        f"→ {db}"
+    )
+
+
+@app.command()
+def report(
+    db: Annotated[Path, typer.Argument(help="SQLite store written by `richness sweep`")],
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("report"),
+) -> None:
+    """Write OUT/index.html, OUT/summary.json and the figures for the runs in DB."""
+    from richness.analysis.report import write_report
+
+    if not db.exists():
+        _fail(f"store {db} does not exist (run `richness sweep SPEC --db {db}` first)")
+    index = write_report(db, out)
+    console.print(f"report: {index}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("demo-out"),
+    workers: Annotated[
+        int | None, typer.Option(help="local processes (default: all cores)")
+    ] = None,
+) -> None:
+    """Run the built-in richness-scale sweep on digits and write its report to OUT."""
+    from importlib.resources import files
+
+    from richness.analysis.report import write_report
+    from richness.sweep import load_spec, run_sweep
+
+    spec = load_spec(Path(str(files("richness.sweep") / "specs" / "demo.yaml")))
+    out.mkdir(parents=True, exist_ok=True)
+    db = out / "runs.sqlite"
+    console.print(
+        f"demo: {spec.model.kind} on {spec.data.kind}, widths {spec.widths}, "
+        f"r ∈ {spec.richness}, {len(spec.seeds)} seeds, {spec.steps} SGD steps"
+    )
+    run_sweep(spec, db, workers=workers)
+    index = write_report(db, out)
+    console.print(f"report: {index}")
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ Quantities (claim of THEORY.md §4 in brackets):
   df           ‖f − f(θ0)‖                                                      [C4]
   dW_fro/ℓ     ‖ΔW_ℓ‖_F of the effective weight g·W
   dW_op/ℓ      ‖ΔW_ℓ‖_op, by warm-started power iteration                      [C6]
-  max_ratio/ℓ  ‖ΔW_ℓ x_ℓ‖ / ‖W_ℓ(θ0) Δx_ℓ‖ (own update over passthrough)       [C5]
+  max_ratio/ℓ  mean ‖ΔW_ℓ x_ℓ‖ / mean ‖W_ℓ(θ0) Δx_ℓ‖ (own update over passthrough) [C5]
   align/ℓ      ‖ΔW_ℓ x_ℓ‖ / (‖ΔW_ℓ‖_op ‖x_ℓ‖), per input patch                  [C6]
   align_w0/ℓ   ‖W_ℓ(θ0) Δx_ℓ‖ / (‖W_ℓ(θ0)‖_op ‖Δx_ℓ‖): the init is not aligned  [C6]
   grad/ℓ       ‖∇L‖_F of the layer's weight, from the .grad your loop left     [C7]
@@ -244,7 +244,8 @@ class Meter:
             dx_rows = _patches(module, xin[name] - self._x0[name])
             passthrough = dx_rows @ self._w0[name].t()  # (N, P, out): W0 Δx
             if "max_ratio" in wanted:
-                out[f"max_ratio/{name}"] = (own_norm / passthrough.flatten(1).norm(dim=1)).mean()
+                pass_norm = passthrough.flatten(1).norm(dim=1)
+                out[f"max_ratio/{name}"] = own_norm.mean() / pass_norm.mean()
             if "align_w0" in wanted:
                 if name not in self._w0_op:
                     self._w0_op[name] = torch.linalg.matrix_norm(self._w0[name], ord=2)

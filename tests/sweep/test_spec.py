@@ -1,0 +1,84 @@
+"""Sweep spec validation: every mistake names its field, value and what is allowed."""
+
+import pytest
+
+from richness.sweep import SpecError, expand, load_spec, parse_spec
+from richness.sweep.spec import run_count
+
+BASE = {
+    "name": "t",
+    "model": {"kind": "mlp", "depth": 3},
+    "data": {"kind": "digits", "n_train": 32, "n_probe": 16, "n_test": 16},
+    "widths": [32, 64],
+    "richness": [0.0, 0.5],
+    "gauges": ["stp", "mup"],
+    "seeds": [0, 1],
+    "optimizer": {"kind": "sgd", "lr": 0.05},
+    "steps": 2,
+}
+
+
+def _with(**changes):
+    spec = {**BASE}
+    for key, value in changes.items():
+        spec[key] = value
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"richness": [0.7]}, "richness"),
+        ({"widths": [0, 64]}, "widths"),
+        ({"widths": []}, "widths"),
+        ({"gauges": ["ntk"]}, "gauges"),
+        ({"presets": ["spp"]}, "presets"),
+        ({"optimizer": {"kind": "sgd", "lr": -1}}, "optimizer.lr"),
+        ({"optimizer": {"kind": "lion", "lr": 0.1}}, "optimizer.kind"),
+        ({"model": {"kind": "transformer"}}, "model.kind"),
+        ({"model": {"kind": "mlp", "depth": 1}}, "model.depth"),
+        ({"model": {"kind": "factory"}}, "model.factory"),
+        ({"data": {"kind": "mnist"}}, "data.kind"),
+        ({"steps": 0}, "steps"),
+        ({"gamma": 0}, "gamma"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"richness": [], "presets": []}, "at least one richness value or preset"),
+        ({"measure": {"steps": [0, 9]}}, "measure.steps"),
+        ({"widhts": [1]}, "widhts"),
+    ],
+)
+def test_bad_specs_name_the_field(changes, needle):
+    with pytest.raises(SpecError, match=needle):
+        parse_spec(_with(**changes))
+
+
+def test_expand_is_the_product_and_hashes_are_distinct():
+    from richness.sweep import config_hash
+
+    spec = parse_spec(_with(presets=["sp"]))
+    configs = expand(spec)
+    assert len(configs) == run_count(spec) == 2 * (2 * 2 + 1) * 2
+    assert len({config_hash(c) for c in configs}) == len(configs)
+    first = configs[0]
+    assert first["base_width"] == 32  # default: the smallest width
+    assert first["layers"] == ["layers.0", "layers.1", "layers.2"]
+    assert first["depth"] == 3
+
+
+def test_load_spec_reads_yaml_safely(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nwidths: [8]\nrichness: [0.25]\noptimizer: {lr: 0.1}\n")
+    assert load_spec(path).widths == [8]
+    path.write_text("!!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(SpecError, match="YAML"):
+        load_spec(path)
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(SpecError, match="mapping"):
+        load_spec(path)
+
+
+def test_builtin_demo_spec_is_valid():
+    from importlib.resources import files
+
+    spec = load_spec(str(files("richness.sweep") / "specs" / "demo.yaml"))
+    assert spec.richness == [0.0, 0.25, 0.5]
