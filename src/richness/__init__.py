@@ -17,6 +17,13 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "models": ("richness.nn.models", ""),
     "parameterize": ("richness.nn", "parameterize"),
     "optimizer": ("richness.nn", "optimizer"),
+    "Meter": ("richness.measure.meter", "Meter"),
+    "empirical_ntk": ("richness.measure", "empirical_ntk"),
+    "linearize": ("richness.measure", "linearize"),
+    "infinite_ntk": ("richness.measure", "infinite_ntk"),
+    "infinite_nngp": ("richness.measure", "infinite_nngp"),
+    "Store": ("richness.sweep.store", "Store"),
+    "load_dataset": ("richness.data", "load_dataset"),
 }
 
 __all__ = sorted(_EXPORTS)
