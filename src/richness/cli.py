@@ -204,6 +204,62 @@ def demo(
     console.print(f"report: {index}")
 
 
+@app.command()
+def check(
+    factory: Annotated[str, typer.Argument(help="'module:function', f(width) -> nn.Module")],
+    widths: Annotated[str, typer.Option(help="comma-separated widths")] = "64,128,256,512",
+    r: Annotated[float | None, typer.Option(help="parameterize at richness r first")] = None,
+    preset_name: Annotated[
+        str | None, typer.Option("--preset", help="parameterize with a preset first")
+    ] = None,
+    gauge: Annotated[str | None, typer.Option(help="stp, mup or rescaling")] = None,
+    base_width: Annotated[float | None, typer.Option(help="base width n0")] = None,
+    steps: Annotated[int, typer.Option(help="SGD steps")] = 3,
+    lr: Annotated[float, typer.Option(help="base learning rate η0")] = 0.05,
+    seeds: Annotated[int, typer.Option(help="seeds per width")] = 3,
+    input_shape: Annotated[
+        str | None, typer.Option(help="one input's shape, e.g. 3,32,32 (default: d_in)")
+    ] = None,
+) -> None:
+    """Coordinate check of your model: fitted width exponents against the theory."""
+    from richness.coordcheck import SCALE_FREE, coord_check, load_factory
+
+    try:
+        make = load_factory(factory)
+        width_list = [int(w) for w in widths.split(",") if w.strip()]
+        shape = [int(s) for s in input_shape.split(",")] if input_shape else None
+        p = None
+        if r is not None or preset_name is not None:
+            p = _table_for(r, preset_name, gauge, 1.0, "sgd", base_width)
+        if steps < 1 or seeds < 1:
+            raise ValueError(f"--steps={steps} and --seeds={seeds} must be ≥ 1")
+        _, _, fits = coord_check(
+            make, width_list, p=p, steps=steps, lr=lr, seeds=range(seeds), input_shape=shape
+        )
+    except ValueError as err:
+        _fail(str(err))
+    what = "as given (one learning rate)" if p is None else p.name
+    table = Table(title=f"coordinate check of {factory}: {what}, widths {widths}, step {steps}")
+    for col in ("quantity", "layer", "slope", "95% CI", "expected", "verdict"):
+        table.add_column(col)
+    for row in fits.sort_values(["quantity", "ell"]).itertuples():
+        expected = row.predicted if row.predicted == row.predicted else SCALE_FREE.get(row.quantity)
+        if expected is None:
+            verdict = ""
+        else:
+            ok = abs(row.slope - expected) <= 0.1 or row.ci_low <= expected <= row.ci_high
+            verdict = "[green]ok[/green]" if ok else "[red]off[/red]"
+        table.add_row(
+            row.quantity,
+            row.layer or "(output)",
+            f"{row.slope:+.3f}",
+            f"[{row.ci_low:+.2f}, {row.ci_high:+.2f}]",
+            "" if expected is None else f"{expected:+.3g}",
+            verdict,
+        )
+    console.print(table)
+
+
 def main() -> None:
     """Entry point for `python -m richness`."""
     app()

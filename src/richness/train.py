@@ -6,8 +6,9 @@ identity in the store). Keys:
   data:   {"kind": "digits"|"synthetic"|"cifar10", n_train, n_test, n_probe, seed, ...}
   width, seed, r | preset, gauge, gamma, base_width (None: absolute tables), optimizer
   ("sgd"|"adam", the table's family), depth (weight layers, for predictions)
+  center: train f − f0 (see below)
   train:  {"kind": "sgd"|"adam"|"adamw", lr, momentum, weight_decay, steps, batch_size (None:
-           full batch), center, loss_bound}
+           full batch), loss_bound}
   measure: {"steps": [...], "metrics": [...]}
   dtype ("float32"|"float64"), device ("cpu"|"cuda"), threads (intra-op threads or None)
 
@@ -196,7 +197,7 @@ def _run(config: dict[str, Any]) -> RunOutcome:
         meter=meter,
         measure_steps=measure.get("steps", [train_spec["steps"]]),
         batch_size=train_spec.get("batch_size"),
-        center=train_spec.get("center", True),
+        center=config.get("center", True),
         loss_bound=train_spec.get("loss_bound", 1e6),
         seed=seed,
         flatten=flatten,

@@ -44,7 +44,8 @@ def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
     Returns:
       A flat dict. Per representation ℓ = 1..depth−1 (hidden): "h_rms/ℓ" (C1), "dh/ℓ" (C2,
       ‖Δh_ℓ‖), "dh_rms/ℓ", "grad_h/ℓ" (C7, ‖∂L/∂h_ℓ‖); per layer ℓ = 2..depth: "max_ratio/ℓ"
-      (C5); per layer ℓ = 1..depth: "uuc/ℓ". Summaries: "h_rms" (largest |exponent|), "dh" (the
+      (C5); per layer ℓ = 1..depth: "uuc/ℓ"; for ℓ = depth (the output f), "dh/ℓ" and
+      "dh_rms/ℓ" are ‖Δf‖'s exponent and "h_rms/ℓ" that of f after training, max(f0, Δf). Summaries: "h_rms" (largest |exponent|), "dh" (the
       richness r: largest hidden ‖Δh‖ exponent), "f0" (C3), "df" (C4), "max_ratio" (largest
       |exponent|), "align" (C6, 0), "lin_gap" (C8, 2·dh − 1, relative to ‖Δf‖).
     """
@@ -85,6 +86,10 @@ def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
         out[f"dh/{ell}"] = d[ell] + 0.5
         out[f"dh_rms/{ell}"] = d[ell]
         out[f"grad_h/{ell}"] = b[ell] + 0.5
+    # the output layer's "representation" is f itself: its change is Δf, its size f0 + Δf
+    out[f"dh/{n_layers}"] = d[n_layers]
+    out[f"dh_rms/{n_layers}"] = d[n_layers]
+    out[f"h_rms/{n_layers}"] = max(a[n_layers], d[n_layers])
     for ell in range(2, n_layers + 1):
         out[f"max_ratio/{ell}"] = own[ell - 1] - passthrough[ell - 1]
     for ell in range(1, n_layers + 1):

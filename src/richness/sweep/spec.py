@@ -229,11 +229,11 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
                 "depth": len(layers) if layers else None,
                 "layers": layers,
                 "seed": seed,
+                "center": spec.center,
                 "train": {
                     **spec.optimizer.model_dump(),
                     "steps": spec.steps,
                     "batch_size": spec.batch_size,
-                    "center": spec.center,
                     "loss_bound": spec.loss_bound,
                 },
                 "measure": {"steps": steps, "metrics": spec.measure.metrics},

@@ -1,0 +1,178 @@
+"""`richness check`: a coordinate check of a user's model factory `f(width) -> nn.Module`.
+
+Trains the model a few SGD steps at several widths and seeds (synthetic teacher data sized to
+the model's first and last layers), measures it with the Meter and fits the width exponents,
+like microsoft/mup's coordinate check but with slopes, confidence intervals and the theory's
+prediction side by side (THEORY.md §4, C1–C5). With a table (`p`) the model is parameterized
+first; without one it is trained as it is, with one plain learning rate, so the check judges
+the user's own parameterization (e.g. SP: ‖Δf‖ grows with width, C9).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from richness.analysis.fits import fit_exponents
+from richness.data import load_dataset
+from richness.measure.meter import Meter
+from richness.nn import optimizer, parameterize
+from richness.scaling import Parameterization
+from richness.train import train
+
+__all__ = ["coord_check", "load_factory"]
+
+# what a well-behaved network does whatever its richness (THEORY.md §2, §4)
+SCALE_FREE = {"h_rms": 0.0, "df": 0.0, "max_ratio": 0.0}
+
+
+def load_factory(path: str) -> Callable[[int], nn.Module]:
+    """Imports 'module:function' (the current directory is importable).
+
+    Raises:
+      ValueError: the string is not 'module:function' or can't be imported.
+    """
+    module_name, sep, fn_name = path.partition(":")
+    if not sep or not module_name or not fn_name:
+        raise ValueError(f"factory={path!r} must be 'module:function', e.g. my_models:make_mlp")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        return getattr(importlib.import_module(module_name), fn_name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"factory={path!r} can't be imported: {err}") from None
+
+
+_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
+
+
+def _io_sizes(model: nn.Module) -> tuple[int, int]:
+    layers = [m for m in model.modules() if isinstance(m, _LAYERS)]
+    if not layers:
+        raise ValueError("the model has no Linear, Conv or Embedding layer to check")
+    first, last = layers[0], layers[-1]
+    d_in = first.in_features if isinstance(first, nn.Linear) else first.weight.shape[1]
+    d_out = last.out_features if isinstance(last, nn.Linear) else last.weight.shape[0]
+    return d_in, d_out
+
+
+def coord_check(
+    factory: Callable[[int], nn.Module],
+    widths: Sequence[int],
+    *,
+    p: Parameterization | None = None,
+    steps: int = 3,
+    lr: float = 0.05,
+    seeds: Sequence[int] = (0, 1, 2),
+    input_shape: Sequence[int] | None = None,
+    n_train: int = 128,
+    n_probe: int = 64,
+    center: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Runs the check and fits the exponents.
+
+    Args:
+      factory: f(width) -> nn.Module.
+      widths: at least two distinct widths.
+      p: a table to parameterize with (roles read against the model at the smallest width),
+        or None to train the model as it is with torch.optim.SGD(lr).
+      steps: SGD steps per run.
+      lr: η0.
+      seeds: init seeds (the data is the same for every run).
+      input_shape: one input's shape; default (d_in,) from the first Linear layer.
+      n_train, n_probe: training and probe points.
+      center: train f − f0.
+
+    Returns:
+      (runs, metrics, fits) DataFrames; runs and metrics have the store's columns.
+
+    Raises:
+      ValueError: fewer than two widths, a non-positive width or lr.
+    """
+    widths = sorted(set(int(w) for w in widths))
+    if len(widths) < 2 or widths[0] < 1:
+        raise ValueError(f"widths={widths} must hold at least two distinct integers ≥ 1")
+    if not lr > 0:
+        raise ValueError(f"lr={lr} must be > 0")
+    probe_model = factory(widths[0])
+    d_in, d_out = _io_sizes(probe_model)
+    shape = tuple(input_shape) if input_shape else (d_in,)
+    data = load_dataset(
+        "synthetic",
+        n_train=n_train,
+        n_test=0,
+        n_probe=n_probe,
+        d_in=math.prod(shape),
+        d_out=d_out,
+        seed=0,
+    )
+    x_probe = data.x_probe.reshape(-1, *shape)
+    data = type(data)(
+        x_train=data.x_train.reshape(-1, *shape),
+        y_train=data.y_train,
+        x_test=data.x_test.reshape(-1, *shape),
+        y_test=data.y_test,
+        x_probe=x_probe,
+        name=data.name,
+    )
+    run_rows, metric_rows = [], []
+    for width in widths:
+        for seed in seeds:
+            torch.manual_seed(seed)
+            model = factory(width)
+            if p is not None:
+                base = factory(widths[0] if width != widths[0] else widths[1])
+                parameterize(model, p, base=base)
+                opt = optimizer(model, lr=lr)
+            else:
+                opt = torch.optim.SGD(model.parameters(), lr=lr)
+            meter = Meter(model, x_probe, metrics=["default", "weights"])
+            outcome = train(
+                model,
+                data,
+                opt,
+                steps=steps,
+                meter=meter,
+                measure_steps=list(range(steps + 1)),
+                center=center,
+                seed=seed,
+            )
+            run_id = f"n{width}-s{seed}"
+            config = {
+                "width": width,
+                "seed": seed,
+                "layers": meter.layers,
+                "depth": len(meter.layers),
+                "center": center,
+                "preset": p.name if p is not None and p.r is None else None,
+                "r": p.r if p is not None else None,
+                "gauge": p.gauge if p is not None else None,
+                "gamma": p.gamma if p is not None and p.gamma else 1.0,
+                "optimizer": p.optimizer if p is not None else "sgd",
+                "base_width": p.base_width if p is not None else None,
+            }
+            run_rows.append(
+                {
+                    "run_id": run_id,
+                    "status": outcome.status,
+                    "config": json.dumps(config),
+                    **config,
+                    "diverged_step": outcome.diverged_step,
+                    "error": outcome.error,
+                }
+            )
+            metric_rows += [(run_id, *row) for row in outcome.rows]
+    runs = pd.DataFrame(run_rows)
+    metrics = pd.DataFrame(metric_rows, columns=["run_id", "step", "layer", "quantity", "value"])
+    fits = fit_exponents(
+        runs, metrics, quantities=[*SCALE_FREE, "dh", "f0"], steps=[steps], n_boot=500
+    )
+    return runs, metrics, fits
