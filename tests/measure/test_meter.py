@@ -33,7 +33,8 @@ def test_two_layer_hand_computation():
     h1_now = torch.tensor([[1.5, 2, 3], [0, 1, 1]], dtype=torch.float64)
     assert m["h_rms/0"] == pytest.approx(h1_now.pow(2).mean().sqrt().item())
     assert m["dh_rms/0"] == pytest.approx(math.sqrt(0.25 / 6))
-    # f0 = W2 h1 = [1 - 2 + 6, 0 - 1 + 2] = [5, 1]; f = (W2+ΔW2)(h1+Δh1) = [1.5-2+9, -1+3] = [8.5, 2]
+    # f0 = W2 h1 = [1 - 2 + 6, 0 - 1 + 2] = [5, 1]
+    # f = (W2+ΔW2)(h1+Δh1) = [1.5 - 2 + 9, -1 + 3] = [8.5, 2]
     assert m["f0"] == pytest.approx((5 + 1) / 2)
     assert m["df"] == pytest.approx((3.5 + 1) / 2)
     # output layer: own ΔW2 x2 = [3, 1]; passthrough W2(0) Δx2 = [0.5, 0]

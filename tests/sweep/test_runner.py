@@ -38,9 +38,17 @@ def test_local_sweep_stores_every_run(tmp_path):
 
 
 def test_diverging_run_is_stored_as_diverged_and_the_sweep_goes_on(tmp_path):
-    spec = parse_spec({**SMALL, "widths": [16], "seeds": [0], "presets": ["sp"],
-                       "richness": [0.25], "optimizer": {"kind": "sgd", "lr": 1e5},
-                       "loss_bound": 1e3})
+    spec = parse_spec(
+        {
+            **SMALL,
+            "widths": [16],
+            "seeds": [0],
+            "presets": ["sp"],
+            "richness": [0.25],
+            "optimizer": {"kind": "sgd", "lr": 1e5},
+            "loss_bound": 1e3,
+        }
+    )
     counts = run_sweep(spec, tmp_path / "d.sqlite", workers=1, progress=False)
     assert counts["diverged"] == 2
     runs = Store(tmp_path / "d.sqlite").runs()
@@ -58,8 +66,14 @@ def test_failing_run_is_stored_with_its_traceback(tmp_path, monkeypatch):
         "    return torch.nn.Sequential(torch.nn.Linear(64, width), torch.nn.Linear(width, 10))\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    spec = parse_spec({**SMALL, "model": {"kind": "factory", "factory": "badmodels:make"},
-                       "seeds": [0], "richness": [0.5]})
+    spec = parse_spec(
+        {
+            **SMALL,
+            "model": {"kind": "factory", "factory": "badmodels:make"},
+            "seeds": [0],
+            "richness": [0.5],
+        }
+    )
     counts = run_sweep(spec, tmp_path / "f.sqlite", workers=1, progress=False)
     assert counts["failed"] == 1 and counts["done"] == 1
     runs = Store(tmp_path / "f.sqlite").runs()
@@ -86,10 +100,21 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path):
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict))
     db = tmp_path / "k.sqlite"
-    cmd = [sys.executable, "-m", "richness", "sweep", str(spec_path), "--db", str(db),
-           "--workers", "1", "--quiet"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "richness",
+        "sweep",
+        str(spec_path),
+        "--db",
+        str(db),
+        "--workers",
+        "1",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         _wait_for_done(db, at_least=3)
     finally:

@@ -45,9 +45,10 @@ def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
       A flat dict. Per representation ℓ = 1..depth−1 (hidden): "h_rms/ℓ" (C1), "dh/ℓ" (C2,
       ‖Δh_ℓ‖), "dh_rms/ℓ", "grad_h/ℓ" (C7, ‖∂L/∂h_ℓ‖); per layer ℓ = 2..depth: "max_ratio/ℓ"
       (C5); per layer ℓ = 1..depth: "uuc/ℓ"; for ℓ = depth (the output f), "dh/ℓ" and
-      "dh_rms/ℓ" are ‖Δf‖'s exponent and "h_rms/ℓ" that of f after training, max(f0, Δf). Summaries: "h_rms" (largest |exponent|), "dh" (the
-      richness r: largest hidden ‖Δh‖ exponent), "f0" (C3), "df" (C4), "max_ratio" (largest
-      |exponent|), "align" (C6, 0), "lin_gap" (C8, 2·dh − 1, relative to ‖Δf‖).
+      "dh_rms/ℓ" are ‖Δf‖'s exponent and "h_rms/ℓ" that of f after training, max(f0, Δf).
+      Summaries: "h_rms" (largest |exponent|), "dh" (the richness r: largest hidden ‖Δh‖
+      exponent), "f0" (C3), "df" (C4), "max_ratio" (largest |exponent|), "align" (C6, 0),
+      "lin_gap" (C8, 2·dh − 1, relative to ‖Δf‖).
     """
     roles = _layer_roles(depth)
     exps = p.exponents()
