@@ -188,7 +188,7 @@ def _run(config: dict[str, Any]) -> RunOutcome:
     flatten = model_spec.get("kind", "mlp") in ("mlp", "linear")
     measure = config.get("measure", {})
     x_probe = data.x_probe.flatten(1) if flatten else data.x_probe
-    meter = Meter(model, x_probe, metrics=measure.get("metrics", ["default"]))
+    meter = Meter(model, x_probe, metrics=measure.get("metrics", ["default"]), optimizer=opt)
     return train(
         model,
         data,

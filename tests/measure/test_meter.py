@@ -121,3 +121,27 @@ def test_feature_movement_scales_as_n_to_the_r():
             (a - mean_w) ** 2 for a in lw
         )
         assert slope == pytest.approx(r, abs=0.05)
+
+
+def test_backward_signal_of_a_linear_net_is_its_transposed_weights():
+    model = _two_layer()
+    x = torch.tensor([[1.0, 2.0], [3.0, -1.0]], dtype=torch.float64)
+    meter = Meter(model, x, metrics=["grad_h"])
+    m = meter.measure()
+    # f is scalar: u = ±1, ∂f/∂h1 = W2ᵀ = [1, −1, 2] for every input, ∂f/∂f = 1
+    assert m["grad_h/0"] == pytest.approx(math.sqrt(6))
+    assert m["grad_h/1"] == pytest.approx(1.0)
+
+
+def test_ntk_movement_is_zero_at_creation_and_grows_with_training():
+    torch.manual_seed(0)
+    model = rn.parameterize(rn.models.MLP(4, 64, 2), rn.preset("mup", base_width=16)).double()
+    x = torch.randn(12, 4, dtype=torch.float64)
+    opt = rn.optimizer(model, lr=0.5)
+    meter = Meter(model, x, metrics=["ntk_dist"], optimizer=opt, ntk_probes=8)
+    assert meter.measure()["ntk_dist"] == pytest.approx(0.0, abs=1e-12)
+    for _ in range(5):
+        opt.zero_grad()
+        model(x).pow(2).sum().backward()
+        opt.step()
+    assert meter.measure()["ntk_dist"] > 1e-4

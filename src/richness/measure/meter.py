@@ -22,12 +22,17 @@ Quantities (claim of THEORY.md §4 in brackets):
   align/ℓ      ‖ΔW_ℓ x_ℓ‖ / (‖ΔW_ℓ‖_op ‖x_ℓ‖), per input patch                  [C6]
   align_w0/ℓ   ‖W_ℓ(θ0) Δx_ℓ‖ / (‖W_ℓ(θ0)‖_op ‖Δx_ℓ‖): the init is not aligned  [C6]
   grad/ℓ       ‖∇L‖_F of the layer's weight, from the .grad your loop left     [C7]
+  grad_h/ℓ     ‖∂(u·f)/∂h_ℓ‖ for a fixed random unit u: the backward signal     [C7]
   lin_gap      ‖f − f_lin‖ / ‖Δf‖, f_lin the first-order Taylor model at θ0      [C8]
+  ntk_dist     1 − ⟨K0, K⟩/(‖K0‖‖K‖), the empirical NTK's movement on the first
+               `ntk_probes` probe inputs (LR-weighted when an optimizer is given)
 Exact decomposition used by max_ratio: W x − W0 x0 = ΔW x + W0 Δx.
 
 Cost: "default" metrics need one forward pass on the probe batch (hooks record every h_ℓ) and
 elementwise work; "weights" adds one power-iteration sweep per layer; "lin_gap" one jvp
-(about three forward passes). `measure()` syncs with the device once, when it builds the dict.
+(about three forward passes), "grad_h" one backward, "ntk_dist" an empirical NTK on
+`ntk_probes` inputs (by far the most expensive). `measure()` syncs with the device once,
+when it builds the dict.
 """
 
 from __future__ import annotations
@@ -38,11 +43,13 @@ import torch
 from torch import nn
 from torch.func import functional_call, jvp
 
+from richness.measure.ntk import empirical_ntk, kernel_distance, lr_weights_from_optimizer
+
 __all__ = ["ALL_METRICS", "DEFAULT_METRICS", "Meter"]
 
 DEFAULT_METRICS = ("h_rms", "dh", "dh_rms", "f0", "df")
 WEIGHT_METRICS = ("dW_fro", "dW_op", "max_ratio", "align", "align_w0", "grad")
-ALL_METRICS = (*DEFAULT_METRICS, *WEIGHT_METRICS, "lin_gap")
+ALL_METRICS = (*DEFAULT_METRICS, *WEIGHT_METRICS, "grad_h", "lin_gap", "ntk_dist")
 _GROUPS = {"default": DEFAULT_METRICS, "weights": WEIGHT_METRICS, "all": ALL_METRICS}
 _LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
 
@@ -115,6 +122,9 @@ class Meter:
       metrics: names or groups ("default", "weights", "all"); see the module docstring.
       layers: module names to hook; defaults to every Linear / Conv1d / Conv2d / Embedding.
       power_iters: power-iteration steps per `measure()` for operator norms (warm-started).
+      optimizer: the run's optimizer, whose per-layer LRs weight the NTK ("ntk_dist"): the
+        kernel gradient descent actually follows, the same in every gauge.
+      ntk_probes: probe inputs used for "ntk_dist".
 
     Example:
       >>> import torch, richness as rn
@@ -132,6 +142,8 @@ class Meter:
         metrics: str | Sequence[str] = "default",
         layers: Sequence[str] | None = None,
         power_iters: int = 8,
+        optimizer: torch.optim.Optimizer | None = None,
+        ntk_probes: int = 16,
     ):
         self.model = model
         self.x = probe_inputs
@@ -155,6 +167,13 @@ class Meter:
             h, xin, f = self._forward()
         self._h0, self._x0, self._f0 = h, xin, f
         self.f0_norm = _per_example_norm(f).mean()
+        unit = torch.randn(f.shape[1:], generator=torch.Generator().manual_seed(0))
+        self._u = (unit / unit.norm()).to(dtype=f.dtype, device=f.device)
+        self._lr_weights = (
+            None if optimizer is None else lr_weights_from_optimizer(model, optimizer)
+        )
+        self._x_ntk = self.x[:ntk_probes]
+        self._k0 = self._ntk() if "ntk_dist" in self.metrics else None
 
     @property
     def layer_index(self) -> dict[str, int]:
@@ -211,6 +230,14 @@ class Meter:
             self._weight_metrics(wanted, xin, out)
         if "lin_gap" in wanted:
             out["lin_gap"] = _per_example_norm(f - self._linearized()).mean() / df
+        if "grad_h" in wanted:
+            out.update(self._backward_signals())
+        if "ntk_dist" in wanted:
+            if self._k0 is None:
+                raise ValueError(
+                    "ntk_dist needs the initial kernel: pass it in metrics= at creation"
+                )
+            out["ntk_dist"] = torch.tensor(kernel_distance(self._k0, self._ntk()))
         return {key: float(value) for key, value in out.items()}  # one sync per value, here
 
     def _weight_metrics(self, wanted, xin, out) -> None:
@@ -252,6 +279,34 @@ class Meter:
                 dx_norm = dx_rows.norm(dim=-1).clamp_min(torch.finfo(rows.dtype).tiny)
                 ratio = passthrough.norm(dim=-1) / (self._w0_op[name] * dx_norm)
                 out[f"align_w0/{name}"] = ratio.mean()
+
+    def _ntk(self) -> torch.Tensor:
+        """(M, M) trace-mode empirical NTK on the first `ntk_probes` probe inputs."""
+        with torch.enable_grad():
+            return empirical_ntk(self.model, self._x_ntk, trace=True, lr_weights=self._lr_weights)
+
+    def _backward_signals(self) -> dict[str, torch.Tensor]:
+        """‖∂(u·f)/∂h_ℓ‖ per layer, mean over probe inputs: one backward pass (C7)."""
+        outs: dict[str, torch.Tensor] = {}
+
+        def hook(name):
+            def record(module, args, output):
+                outs[name] = output
+
+            return record
+
+        handles = [m.register_forward_hook(hook(name)) for name, m in self._modules.items()]
+        try:
+            with torch.enable_grad():
+                f = self.model(self.x)
+                grads = torch.autograd.grad((f * self._u).sum(), [outs[n] for n in self.layers])
+        finally:
+            for handle in handles:
+                handle.remove()
+        return {
+            f"grad_h/{name}": _per_example_norm(g).mean()
+            for name, g in zip(self.layers, grads, strict=True)
+        }
 
     def _linearized(self) -> torch.Tensor:
         """f_lin(θ) = f(θ0) + J(θ0)(θ − θ0) on the probe set, by one jvp (THEORY.md C8)."""
