@@ -482,3 +482,8 @@ def test_cifar10_rejects_wrong_structure(tmp_path: Path) -> None:
     (tmp_path / "test_batch").write_bytes(b"\x80\x02}(U\x04data")  # truncated
     with pytest.raises(ValueError, match="not a readable CIFAR-10 python batch"):
         load_dataset("cifar10", data_dir=tmp_path, n_train=4, n_probe=1, n_test=1)
+
+
+def test_empty_test_split_of_images():
+    ds = load_dataset("digits", n_train=16, n_test=0, n_probe=4, as_images=True)
+    assert tuple(ds.x_test.shape) == (0, 1, 8, 8)

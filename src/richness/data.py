@@ -795,7 +795,7 @@ def _standardize(
     std = torch.where(std > _STD_FLOOR, std, torch.ones_like(std))
 
     def apply(x: torch.Tensor) -> torch.Tensor:
-        g = x.reshape(x.shape[0], groups, -1)
+        g = x.reshape(x.shape[0], groups, x[0].numel() // groups if len(x) else 0)
         return ((g - mean[:, None]) / std[:, None]).reshape(x.shape)
 
     return (
