@@ -97,7 +97,8 @@ def train(
     """Trains `model` by `opt` on MSE for `steps` steps, measuring with `meter` at `measure_steps`.
 
     Returns:
-      A RunOutcome with rows for every measured step (meter metrics, "loss", "test_loss"),
+      A RunOutcome with rows for every measured step (meter metrics, "loss", "test_loss",
+      "test_acc" for classification data),
       status "diverged" (and the step) when the loss turns non-finite or exceeds `loss_bound`.
     """
     x_train = data.x_train.flatten(1) if flatten else data.x_train
@@ -118,8 +119,12 @@ def train(
         outcome.rows.append((step, "", "loss", train_loss))
         if len(x_test):
             with torch.no_grad():
-                test = 0.5 * (model(x_test) - f0_test - y_test).pow(2).sum(1).mean()
+                prediction = model(x_test) - f0_test
+            test = 0.5 * (prediction - y_test).pow(2).sum(1).mean()
             outcome.rows.append((step, "", "test_loss", float(test)))
+            if data.n_classes:
+                hits = prediction.argmax(1) == y_test.argmax(1)
+                outcome.rows.append((step, "", "test_acc", float(hits.float().mean())))
 
     def loss_on(index: torch.Tensor | None) -> torch.Tensor:
         if index is None:

@@ -1,0 +1,107 @@
+"""What every claim shares: the run context, the result record, the verdict rule."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from richness.sweep import Store, config_hash, expand, parse_spec, run_sweep
+
+__all__ = ["ClaimResult", "Context", "within"]
+
+Scale = Literal["quick", "full"]
+
+
+@dataclass
+class Context:
+    """Where and how big a reproduction runs.
+
+    Attributes:
+      out: output directory: `runs.sqlite` (resumable), figures, claims.json.
+      scale: "quick" (small widths, few seeds: seconds, for tests) or "full" (docs).
+      data_dir: CIFAR-10 directory for C13 (digits when None).
+      workers: local processes for the sweeps (None: all cores).
+      substitute: a preset to train in place of every richness point while the verdicts still
+        expect the richness r (tests use "sp" to check that a wrong table fails a claim).
+      progress: show progress bars.
+    """
+
+    out: Path
+    scale: Scale = "full"
+    data_dir: str | None = None
+    workers: int | None = None
+    substitute: str | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.scale not in ("quick", "full"):
+            raise ValueError(f"scale={self.scale!r} is not one of 'quick', 'full'")
+
+    @property
+    def db(self) -> Path:
+        return self.out / "runs.sqlite"
+
+    def sweep(
+        self, spec: dict[str, Any], *, substitutable: bool = True
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Runs a sweep spec (skipping finished runs) and returns its (runs, metrics) frames.
+
+        With `substitutable` (the default) and `substitute` set, the spec's richness points are
+        replaced by the substitute preset.
+        """
+        if substitutable and self.substitute and spec.get("richness"):
+            spec = {**spec, "presets": [self.substitute], "richness": []}
+        parsed = parse_spec(spec)
+        run_sweep(parsed, self.db, workers=self.workers, progress=self.progress)
+        ids = {config_hash(c) for c in expand(parsed)}
+        store = Store(self.db)
+        runs = store.runs()
+        runs = runs[runs.run_id.isin(ids)].reset_index(drop=True)
+        metrics = store.metrics(run_ids=list(ids))
+        return runs, metrics
+
+
+@dataclass
+class ClaimResult:
+    """One claim's verdict (DESIGN.md claims.json record) plus its tables and figures."""
+
+    claim: str
+    title: str
+    verdict: Literal["pass", "fail"]
+    measured: Any
+    predicted: Any
+    tolerance: Any
+    details: dict[str, Any] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
+    table: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return _finite(asdict(self))
+
+
+def _finite(obj: Any) -> Any:
+    """JSON-safe: NaN and inf become None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "item"):
+        return _finite(obj.item())
+    return obj
+
+
+def within(slope: float, low: float, high: float, predicted: float, tolerance: float) -> bool:
+    """A fitted exponent agrees with its prediction: |slope − predicted| ≤ tolerance.
+
+    The confidence interval is reported next to it but does not widen the tolerance: a claim
+    with few seeds must not pass on a wide interval alone.
+    """
+    return math.isfinite(slope) and abs(slope - predicted) <= tolerance

@@ -1,0 +1,177 @@
+"""The shared width × richness experiment behind C1–C8, on three architectures.
+
+One sweep per architecture; every claim C1–C8 reads its quantity off the same runs (the store
+dedups by config hash, so the claims share them). Designed for precision (research/notes.md,
+issue text of THEORY.md §4's note): centered training so the random f0 does not drive the
+updates; many outputs and probe inputs; the same data, probe set and batch order at every width
+(common random numbers); seeds as independent replicates for the bootstrap; local slopes between
+consecutive widths reported next to the global fit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from richness.analysis._frames import predicted_exponent
+from richness.analysis.fits import fit_exponents, local_slopes
+from richness.claims._base import Context
+from richness.scaling import richness
+
+__all__ = ["ARCHS", "R_GRID", "scale_runs", "slopes"]
+
+R_GRID = (0.0, 0.125, 0.25, 0.375, 0.5)
+BASE_WIDTH = 64
+
+ARCHS: dict[str, dict[str, Any]] = {
+    # the tutorial's 3-layer linear model on a linear teacher (16 inputs, 8 outputs)
+    "linear": {
+        "model": {"kind": "linear"},
+        "data": {
+            "kind": "synthetic",
+            "teacher": "linear",
+            "d_in": 16,
+            "d_out": 8,
+            "n_train": 64,
+            "n_test": 64,
+            "n_probe": 128,
+            "seed": 0,
+        },
+        "lr": 0.05,
+        "widths": {"quick": [64, 128, 256], "full": [128, 256, 512, 1024, 2048, 4096, 8192]},
+    },
+    # a deep ReLU MLP 64 → n → n → n → 10 on digits
+    "mlp": {
+        "model": {"kind": "mlp", "depth": 4, "activation": "relu"},
+        "data": {"kind": "digits", "n_train": 256, "n_test": 256, "n_probe": 128, "seed": 0},
+        "lr": 0.05,
+        "widths": {"quick": [64, 128, 256], "full": [128, 256, 512, 1024, 2048, 4096]},
+    },
+    # Myrtle-style CNN (3 conv layers of n channels, ReLU, pools, readout) on digits images
+    "cnn": {
+        "model": {"kind": "cnn", "depth": 3, "activation": "relu"},
+        "data": {
+            "kind": "digits",
+            "as_images": True,
+            "n_train": 128,
+            "n_test": 128,
+            "n_probe": 64,
+            "seed": 0,
+        },
+        "lr": 0.05,
+        "widths": {"quick": [16, 32, 64], "full": [32, 64, 128, 256, 512]},
+    },
+}
+STEPS = {"quick": 3, "full": 20}
+MEASURE = {"quick": [0, 1, 3], "full": [0, 1, 5, 20]}
+SEEDS = {"quick": [0, 1], "full": [0, 1, 2, 3]}
+
+
+def scale_spec(arch: str, ctx: Context, **overrides: Any) -> dict[str, Any]:
+    """The sweep spec of the scale experiment for one architecture at the context's scale."""
+    a = ARCHS[arch]
+    spec = {
+        "name": f"scale-{arch}",
+        "model": a["model"],
+        "data": a["data"],
+        "widths": a["widths"][ctx.scale],
+        "richness": list(R_GRID) if ctx.scale == "full" else [0.0, 0.25, 0.5],
+        "gauges": ["stp"],
+        "base_width": min(BASE_WIDTH, *a["widths"][ctx.scale]),
+        "seeds": SEEDS[ctx.scale],
+        "optimizer": {"kind": "sgd", "lr": a["lr"]},
+        "steps": STEPS[ctx.scale],
+        "measure": {
+            "steps": MEASURE[ctx.scale],
+            "metrics": ["default", "weights", "grad_h", "lin_gap"],
+        },
+        "center": True,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def scale_runs(
+    arch: str, ctx: Context, **overrides: Any
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Runs (or reads back) the scale experiment: (runs, metrics, spec)."""
+    spec = scale_spec(arch, ctx, **overrides)
+    runs, metrics = ctx.sweep(spec)
+    return runs, metrics, spec
+
+
+def _expected_points(spec: dict[str, Any]) -> list[float]:
+    return list(spec.get("richness") or [])
+
+
+def slopes(
+    arch: str,
+    ctx: Context,
+    quantity: str,
+    step: int,
+    *,
+    layers: str = "hidden",
+    with_local: bool = False,
+) -> list[dict[str, Any]]:
+    """Fitted width exponents of `quantity` at `step`, one row per (r, layer), with predictions.
+
+    The prediction comes from the *intended* richness r of the spec (not from what was
+    trained), so a substituted table (Context.substitute) is judged against r.
+
+    Args:
+      layers: "hidden" (ℓ < depth), "output" (ℓ = depth), "all", or "model" (layer "").
+    """
+    runs, metrics, spec = scale_runs(arch, ctx)
+    fits = fit_exponents(runs, metrics, quantities=[quantity], steps=[step], n_boot=400)
+    local = local_slopes(runs, metrics, quantities=[quantity], steps=[step], n_boot=0)
+    rows = []
+    depth = int(fits.depth.iloc[0]) if len(fits) else None
+    for r in _expected_points(spec):
+        pred = richness(r, base_width=spec["base_width"]).predict(depth) if depth else None
+        label = ctx.substitute or f"r={r:g}"
+        for fit in fits[fits.label == label].itertuples():
+            ell = None if fit.ell < 0 else int(fit.ell)
+            if layers == "model" and ell is not None:
+                continue
+            if layers == "hidden" and (ell is None or ell >= depth):
+                continue
+            if layers == "output" and ell != depth:
+                continue
+            if layers == "all" and ell is None:
+                continue
+            loc = local[(local.label == label) & (local.layer == fit.layer)]
+            row = {
+                "arch": arch,
+                "r": r,
+                "trained": label,
+                "quantity": quantity,
+                "layer": fit.layer,
+                "ell": ell,
+                "step": step,
+                "slope": fit.slope,
+                "ci_low": fit.ci_low,
+                "ci_high": fit.ci_high,
+                "predicted": predicted_exponent(pred, quantity, ell, depth, step),
+                "widths": list(fit.widths),
+                "n_seeds": int(fit.n_seeds),
+            }
+            if with_local:
+                row["local_slopes"] = [
+                    round(float(v), 4) for v in loc.sort_values("width_lo").slope
+                ]
+            rows.append(row)
+    return rows
+
+
+def judge(rows: list[dict[str, Any]], tolerance: float) -> tuple[bool, float]:
+    """All rows within tolerance of their prediction; returns (ok, worst |slope − predicted|)."""
+    worst = 0.0
+    ok = bool(rows)
+    for row in rows:
+        gap = abs(row["slope"] - row["predicted"]) if math.isfinite(row["slope"]) else math.inf
+        row["pass"] = gap <= tolerance
+        ok &= row["pass"]
+        worst = max(worst, gap)
+    return ok, worst

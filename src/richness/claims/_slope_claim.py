@@ -1,0 +1,66 @@
+"""The common shape of C1–C7: one quantity's width exponent on the scale experiment."""
+
+from __future__ import annotations
+
+from richness.claims._base import ClaimResult, Context
+from richness.claims._figures import width_figure
+from richness.claims._scale import ARCHS, MEASURE, judge, scale_runs, slopes
+
+__all__ = ["slope_claim"]
+
+
+def slope_claim(
+    ctx: Context,
+    claim: str,
+    title: str,
+    quantity: str,
+    *,
+    layers: str,
+    tolerance: float,
+    step: int | None = None,
+) -> ClaimResult:
+    """Fits `quantity` against width for every architecture and r; passes when every fitted
+    exponent is within `tolerance` of the prediction (stated in the result)."""
+    step = MEASURE[ctx.scale][-1] if step is None else step
+    rows = []
+    panels = []
+    for arch in ARCHS:
+        arch_rows = slopes(arch, ctx, quantity, step, layers=layers, with_local=True)
+        rows += arch_rows
+        runs, metrics, _ = scale_runs(arch, ctx)
+        shown = next((r["layer"] for r in arch_rows if r["ell"] in (2, None)), None)
+        shown = shown if shown is not None else (arch_rows[0]["layer"] if arch_rows else "")
+        predicted = {row["trained"]: row["predicted"] for row in arch_rows if row["layer"] == shown}
+        panels.append(
+            {
+                "runs": runs,
+                "metrics": metrics,
+                "quantity": quantity,
+                "step": step,
+                "layer": shown,
+                "title": f"{arch}, layer {shown or '(model)'}",
+                "predicted": predicted,
+            }
+        )
+    ok, worst = judge(rows, tolerance)
+    figure = width_figure(ctx.out / f"{claim}.png", f"{claim}: {title}", panels)
+    return ClaimResult(
+        claim=claim,
+        title=title,
+        verdict="pass" if ok else "fail",
+        measured={
+            f"{r['arch']} r={r['r']:g} {r['layer'] or 'model'}": round(r["slope"], 4) for r in rows
+        },
+        predicted={
+            f"{r['arch']} r={r['r']:g} {r['layer'] or 'model'}": r["predicted"] for r in rows
+        },
+        tolerance=tolerance,
+        details={
+            "quantity": quantity,
+            "step": step,
+            "worst_gap": worst,
+            "rule": f"every |slope − predicted| ≤ {tolerance}",
+        },
+        figures=[figure],
+        table=rows,
+    )
