@@ -260,6 +260,54 @@ def check(
     console.print(table)
 
 
+@app.command()
+def reproduce(
+    claim: Annotated[str, typer.Argument(help="C1 … C13, several separated by commas, or 'all'")],
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("reproduction"),
+    scale: Annotated[str, typer.Option(help="full (the docs) or quick (seconds)")] = "full",
+    markdown: Annotated[
+        Path | None, typer.Option(help="write the write-up here (default OUT/reproduction.md)")
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="CIFAR-10 directory for C13 (digits otherwise)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="local processes")] = None,
+) -> None:
+    """Run claims of THEORY.md §4; write OUT/claims.json, figures and a markdown write-up."""
+    import shlex
+    import sys
+
+    from richness.claims import reproduce as run_claims
+    from richness.claims._base import Context
+    from richness.claims._summary import richness_scale_figure, write_markdown
+
+    ids = [c.strip() for c in claim.split(",") if c.strip()]
+    try:
+        results = run_claims(
+            ids if ids != ["all"] else "all",
+            out,
+            scale=scale,
+            data_dir=data_dir,
+            workers=workers,
+            progress=True,
+        )
+    except ValueError as err:
+        _fail(str(err))
+    summary = None
+    if any(r.claim in ("C2", "C8") for r in results):
+        summary = richness_scale_figure(Context(out, scale=scale))  # type: ignore[arg-type]
+    command = "richness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    path = write_markdown(results, markdown or out / "reproduction.md", command, summary)
+    table = Table(title=f"claims ({scale} scale)")
+    for col in ("claim", "verdict", "title"):
+        table.add_column(col)
+    for r in results:
+        color = "green" if r.verdict == "pass" else "red"
+        table.add_row(r.claim, f"[{color}]{r.verdict}[/{color}]", r.title)
+    console.print(table)
+    console.print(f"write-up: {path}")
+
+
 def main() -> None:
     """Entry point for `python -m richness`."""
     app()

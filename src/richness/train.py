@@ -35,7 +35,7 @@ from richness.measure.meter import Meter
 from richness.nn import models, optimizer, parameterize
 from richness.scaling import Parameterization, preset, richness
 
-__all__ = ["RunOutcome", "build_model", "parameterization_of", "run", "train"]
+__all__ = ["RunOutcome", "build_model", "parameterization_of", "run", "setup", "train"]
 
 
 @dataclass
@@ -164,7 +164,11 @@ def run(config: dict[str, Any]) -> RunOutcome:
     return outcome
 
 
-def _run(config: dict[str, Any]) -> RunOutcome:
+def setup(config: dict[str, Any]) -> tuple[nn.Module, Dataset]:
+    """The parameterized model and the data of a run config, initialized from its seed.
+
+    Roles are read against the same model at half the width (`parameterize(base=...)`).
+    """
     if config.get("threads"):
         torch.set_num_threads(int(config["threads"]))
     dtype = getattr(torch, config.get("dtype", "float32"))
@@ -179,9 +183,15 @@ def _run(config: dict[str, Any]) -> RunOutcome:
     model = build_model(model_spec, width, data).to(device=device, dtype=dtype)
     other = max(1, width // 2) if width > 1 else 2
     base = build_model(model_spec, other, data)
-    p = parameterization_of(config)
     generator = torch.Generator(device=device).manual_seed(seed)
-    parameterize(model, p, base=base, generator=generator)
+    parameterize(model, parameterization_of(config), base=base, generator=generator)
+    return model, data
+
+
+def _run(config: dict[str, Any]) -> RunOutcome:
+    model, data = setup(config)
+    model_spec = config["model"]
+    seed = int(config["seed"])
     train_spec = config["train"]
     opt = optimizer(
         model,

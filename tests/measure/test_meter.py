@@ -145,3 +145,17 @@ def test_ntk_movement_is_zero_at_creation_and_grows_with_training():
         model(x).pow(2).sum().backward()
         opt.step()
     assert meter.measure()["ntk_dist"] > 1e-4
+
+
+def test_alignment_is_finite_after_a_zero_update():
+    """The warm start must survive a measurement at step 0, where ΔW = 0."""
+    model = _two_layer()
+    x = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    meter = Meter(model, x, metrics="all")
+    first = meter.measure()
+    assert math.isnan(first["align/0"]) or first["align/0"] == 0
+    with torch.no_grad():
+        model[0].weight[0, 0] += 1.0
+    second = meter.measure()
+    assert second["dW_op/0"] == pytest.approx(1.0)
+    assert 0 < second["align/0"] <= 1

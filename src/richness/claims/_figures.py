@@ -13,23 +13,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from richness.analysis._frames import run_table
+
 __all__ = ["width_figure"]
 
 
 def _series(runs: pd.DataFrame, metrics: pd.DataFrame, quantity: str, step: int, layer: str):
     """(label, widths, geometric mean over seeds, min, max) per trained label."""
     m = metrics[(metrics.quantity == quantity) & (metrics.step == step) & (metrics.layer == layer)]
-    labels = runs.set_index("run_id")
-    m = m.assign(
-        width=m.run_id.map(labels.width),
-        label=m.run_id.map(
-            lambda rid: (
-                labels.preset[rid]
-                if isinstance(labels.preset[rid], str)
-                else f"r={labels.r[rid]:g}"
-            )
-        ),
-    )
+    labels = run_table(runs).set_index("run_id")
+    m = m.assign(width=m.run_id.map(labels.width), label=m.run_id.map(labels.label))
     m = m[(m.value > 0) & np.isfinite(m.value)]
     for label, group in m.groupby("label", sort=True):
         stats = group.groupby("width").value.agg(

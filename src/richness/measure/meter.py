@@ -103,13 +103,19 @@ def _patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _op_norm(
     a: torch.Tensor, v: torch.Tensor | None, iters: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Largest singular value of a (m, k) by power iteration on aᵀa, warm-started at v (k,)."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Largest singular value of a (m, k) by power iteration on aᵀa, warm-started at v (k,).
+
+    Returns the value and the vector to warm-start the next call (None when a = 0).
+    """
     if v is None:
         v = torch.randn(a.shape[1], dtype=a.dtype, device=a.device)
     for _ in range(iters):
-        v = a.t() @ (a @ v)
-        v = v / v.norm().clamp_min(torch.finfo(a.dtype).tiny)
+        w = a.t() @ (a @ v)
+        norm = w.norm()
+        if norm == 0:  # a = 0 (before the first step): nothing to warm-start from
+            return norm, None
+        v = w / norm
     return (a @ v).norm(), v
 
 

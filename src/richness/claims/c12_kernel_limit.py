@@ -1,0 +1,252 @@
+"""C12 (THEORY.md §3, §4): at r = 0, as width grows, trained networks become NTK regression.
+
+Measures: C12. A ReLU MLP of depth 3 (64 → n → n → 10, no biases) in the absolute NTK
+parameterization (`preset("ntp")`, base_width None: multipliers 1/√fan_in, σ = 1, one LR:
+neural-tangents' ``stax.Dense(parameterization="ntk")``, w_std = 1, b_std = 0) is trained by
+full-batch gradient descent on digits (standardized, one-hot targets, 64 training points,
+128 test points, float64) with the loss L = ½·mean_i ‖f(x_i) − y_i‖², centered (f − f0, so the
+network starts at 0 like the infinitely wide one's mean). With the infinite-width NTK
+K = Θ(X, X) (one output's kernel; outputs are independent), gradient descent with LR η moves
+the training outputs by −η·(K/N)·(f − y), so the infinitely wide network after T steps predicts
+
+    f_T(X*) = Θ(X*, X) K⁻¹ (I − (I − η K/N)^T) y         (computed in K's eigenbasis).
+
+η = C_LR/λ_max(K/N) with C_LR = 1 (stable: below 2/λ_max), T = 30 steps (the training
+residual has fallen to about a quarter of ‖y‖).
+
+Distance per width: ‖f_net(X*) − f_T(X*)‖ / ‖f_T(X*)‖ on the test set, averaged over seeds.
+Finite-width NTK fluctuations (at init and their movement during training) are O(n^{−1/2}),
+so the predicted slope of the distance against width is −1/2.
+
+Verdict: the least-squares slope of log(mean distance) on log(width) is within 0.2 of −1/2
+(slope ∈ [−0.7, −0.3]; the seed-bootstrap 95% interval is reported, not used) and the mean
+distance at the largest width is at most BOUND (0.45 at n = 256 quick, 0.2 at n = 4096
+full; measured: about 0.31 and 0.09). The same experiment at r = 1/2 (μP, `substitute="mup"`)
+fails it: its distance levels off near 0.3–0.4 as features move.
+
+Details report the empirical NTK at init against `infinite_ntk` (relative Frobenius error,
+about 4% at n = 4096) and the distance at earlier steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from richness.claims._base import ClaimResult, Context, within
+from richness.data import load_dataset
+from richness.measure import empirical_ntk, infinite_ntk
+from richness.nn import optimizer, parameterize
+from richness.scaling import preset
+from richness.train import build_model
+
+__all__ = ["CLAIM", "TITLE", "run"]
+
+CLAIM = "C12"
+TITLE = "r = 0: network predictions converge to infinite-width NTK regression"
+PREDICTED = -0.5
+TOL = 0.2
+BOUND = {"quick": 0.45, "full": 0.2}
+WIDTHS = {"quick": [64, 128, 256], "full": [128, 256, 512, 1024, 2048, 4096]}
+SEEDS = {"quick": [0, 1], "full": [0, 1, 2, 3]}
+STEPS = 30
+CHECKPOINTS = (1, 10, STEPS)
+C_LR = 1.0
+DEPTH = 3
+DATA = {"n_train": 64, "n_test": 128, "n_probe": 0, "seed": 0}
+MODEL = {"kind": "mlp", "depth": DEPTH, "activation": "relu", "bias": False}
+
+
+def kernel_dynamics(
+    k_train: torch.Tensor, k_test: torch.Tensor, y: torch.Tensor, lr: float, steps: int
+) -> torch.Tensor:
+    """Returns Θ(X*, X) K⁻¹ (I − (I − lr·K/N)^steps) y, the infinitely wide net after `steps`.
+
+    Args:
+      k_train: (N, N) NTK on the training inputs.
+      k_test: (M, N) NTK between test and training inputs.
+      y: (N, O) targets.
+      lr: the gradient-descent learning rate on L = ½·mean_i ‖f(x_i) − y_i‖².
+      steps: T ≥ 0.
+
+    Returns:
+      (M, O) float64 predictions (f0 = 0).
+
+    Implements: THEORY.md §3, r = 0: linear dynamics in function space with the NTK.
+    """
+    lam, u = torch.linalg.eigh(k_train)  # (N,), (N, N)
+    n = k_train.shape[0]
+    a = lr * lam / n
+    tiny = a.abs() < 1e-12  # the limit (1 − (1 − a)^T)/λ → T·lr/N
+    filt = torch.where(tiny, steps * lr / n, (1 - (1 - a) ** steps) / torch.where(tiny, 1, lam))
+    return k_test @ (u @ (filt[:, None] * (u.T @ y)))
+
+
+def _train_one(
+    name: str, width: int, seed: int, data: Any, lr: float, targets: dict[int, torch.Tensor]
+) -> dict[str, Any]:
+    """Trains one network and returns its distances to `targets` (step → f_T) and NTK error."""
+    torch.manual_seed(seed)
+    model = build_model(MODEL, width, data).to(torch.float64)
+    parameterize(model, preset(name), generator=torch.Generator().manual_seed(seed))
+    k_emp = empirical_ntk(model, data.x_train, method="gram", trace=True)  # (N, N)
+    opt = optimizer(model, lr=lr)
+    with torch.no_grad():
+        f0_train, f0_test = model(data.x_train), model(data.x_test)
+    distances: dict[int, float] = {}
+    prediction = None
+    for step in range(1, max(targets) + 1):
+        opt.zero_grad(set_to_none=True)
+        residual = model(data.x_train) - f0_train - data.y_train  # (N, O)
+        loss = 0.5 * residual.pow(2).sum(1).mean()
+        loss.backward()
+        opt.step()
+        if not math.isfinite(float(loss.detach())):
+            break
+        if step in targets:
+            with torch.no_grad():
+                prediction = model(data.x_test) - f0_test  # (M, O)
+            target = targets[step]
+            distances[step] = float((prediction - target).norm() / target.norm())
+    return {"distances": distances, "k_emp": k_emp, "prediction": prediction}
+
+
+def _slope(widths: np.ndarray, values: np.ndarray, n_boot: int = 1000) -> tuple[float, ...]:
+    """Slope of log(seed mean) on log(width) and a seed-bootstrap 95% interval.
+
+    values: (W, S) distances per width and seed.
+    """
+    x = np.log(widths)
+
+    def fit(v: np.ndarray) -> float:
+        return float(np.polyfit(x, np.log(v.mean(1)), 1)[0])
+
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, values.shape[1], size=(n_boot, values.shape[1]))
+    boot = [fit(values[:, p]) for p in picks]
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return fit(values), float(low), float(high)
+
+
+def run(ctx: Context) -> ClaimResult:
+    """Runs the experiment (a few minutes at full scale) and returns the verdict."""
+    start = time.perf_counter()
+    trained = ctx.substitute or "ntp"
+    widths, seeds = WIDTHS[ctx.scale], SEEDS[ctx.scale]
+    data = load_dataset("digits", dtype=torch.float64, **DATA)
+    k_train = infinite_ntk(data.x_train, depth=DEPTH)  # (N, N)
+    k_test = infinite_ntk(data.x_test, data.x_train, depth=DEPTH)  # (M, N)
+    lr = C_LR / float(torch.linalg.eigvalsh(k_train / len(k_train))[-1])
+    targets = {t: kernel_dynamics(k_train, k_test, data.y_train, lr, t) for t in CHECKPOINTS}
+
+    rows, dist, examples = [], np.full((len(widths), len(seeds)), np.nan), {}
+    for i, width in enumerate(widths):
+        for j, seed in enumerate(seeds):
+            out = _train_one(trained, width, seed, data, lr, targets)
+            k_err = float((out["k_emp"] - k_train).norm() / k_train.norm())
+            d = out["distances"]
+            dist[i, j] = d.get(STEPS, math.nan)
+            rows.append(
+                {
+                    "trained": trained,
+                    "width": width,
+                    "seed": seed,
+                    **{f"distance_t{t}": d.get(t, math.nan) for t in CHECKPOINTS},
+                    "ntk_init_rel_err": k_err,
+                }
+            )
+            if j == 0 and out["prediction"] is not None:
+                examples[width] = out["prediction"]
+
+    slope, ci_low, ci_high = _slope(np.asarray(widths, dtype=float), dist)
+    mean = dist.mean(1)
+    at_largest = float(mean[-1])
+    bound = BOUND[ctx.scale]
+    checks = {
+        f"slope within {TOL} of {PREDICTED}": within(slope, ci_low, ci_high, PREDICTED, TOL),
+        f"distance at n={widths[-1]} ≤ {bound}": bool(at_largest <= bound),
+    }
+    ok = all(checks.values())
+    ntk_err = {
+        w: float(np.mean([r["ntk_init_rel_err"] for r in rows if r["width"] == w])) for w in widths
+    }
+    figure = _figure(ctx, widths, dist, ntk_err, slope, targets[STEPS], examples, trained)
+    return ClaimResult(
+        claim=CLAIM,
+        title=TITLE,
+        verdict="pass" if ok else "fail",
+        measured={
+            "slope": round(slope, 4),
+            "ci": [round(ci_low, 4), round(ci_high, 4)],
+            f"distance_n{widths[-1]}": round(at_largest, 4),
+        },
+        predicted={"slope": PREDICTED},
+        tolerance={"slope": TOL, f"distance_n{widths[-1]}_at_most": bound},
+        details={
+            "checks": checks,
+            "trained": trained,
+            "steps": STEPS,
+            "lr": lr,
+            "c_lr": C_LR,
+            "mean_distance": {w: float(m) for w, m in zip(widths, mean, strict=True)},
+            "ntk_init_rel_err": ntk_err,
+            "kernel_test_acc": float(
+                (targets[STEPS].argmax(1) == data.y_test.argmax(1)).double().mean()
+            ),
+            "seconds": round(time.perf_counter() - start, 1),
+        },
+        figures=[figure],
+        table=rows,
+    )
+
+
+def _figure(
+    ctx: Context,
+    widths: list[int],
+    dist: np.ndarray,
+    ntk_err: dict[int, float],
+    slope: float,
+    target: torch.Tensor,
+    examples: dict[int, torch.Tensor],
+    trained: str,
+) -> str:
+    """Distance against width (with the n^{−1/2} guide) and net-vs-kernel test predictions."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.6, 3.9))
+    w = np.asarray(widths, dtype=float)
+    mean = dist.mean(1)
+    ax.loglog(w, mean, "o-", ms=3, label=f"‖f_net − f_∞‖/‖f_∞‖ at T={STEPS} (slope {slope:.2f})")
+    ax.fill_between(w, dist.min(1), dist.max(1), alpha=0.15)
+    errors = np.array([ntk_err[x] for x in widths])
+    ax.loglog(w, errors, "s-", ms=3, label="empirical NTK at init vs infinite (rel.)")
+    ax.loglog(w, mean[0] * (w / w[0]) ** PREDICTED, "k--", lw=0.8, label="n^{−1/2}")
+    ax.set_xlabel("width n")
+    ax.set_ylabel("relative distance")
+    ax.set_title(f"{trained}: ReLU MLP depth {DEPTH} on digits", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    ref = target.flatten().numpy()
+    for width in (widths[0], widths[-1]):
+        if width in examples:
+            bx.plot(ref, examples[width].flatten().numpy(), ".", ms=2, label=f"n={width}")
+    lim = [float(ref.min()), float(ref.max())]
+    bx.plot(lim, lim, "k-", lw=0.6)
+    bx.set_xlabel("infinite-width NTK prediction f_T(x*)")
+    bx.set_ylabel("trained network f(x*) − f0(x*)")
+    bx.set_title("test outputs, seed 0", fontsize=10)
+    bx.legend(fontsize=7)
+    fig.suptitle(f"{CLAIM}: {TITLE}", fontsize=10)
+    fig.tight_layout()
+    path = ctx.out / f"{CLAIM}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
