@@ -201,7 +201,29 @@ def demo(
     )
     run_sweep(spec, db, workers=workers)
     index = write_report(db, out)
+    _print_richness_scale(out / "summary.json", spec.steps)
     console.print(f"report: {index}")
+
+
+def _print_richness_scale(summary_path: Path, step: int) -> None:
+    """The headline: fitted ‖Δh‖ exponent of each hidden layer against r."""
+    import json
+
+    fits = json.loads(summary_path.read_text())["fits"]
+    table = Table(title=f"the richness scale: fitted exponent of ‖Δh‖ after {step} steps")
+    for col in ("r", "layer", "measured slope", "95% CI", "predicted"):
+        table.add_column(col)
+    for fit in fits:
+        hidden = fit.get("ell", 0) is not None and 0 < fit.get("ell", 0) < fit.get("depth", 0)
+        if fit["quantity"] == "dh" and fit.get("step") == step and hidden:
+            table.add_row(
+                f"{fit['r']:g}",
+                fit["layer"],
+                f"{fit['slope']:+.3f}",
+                f"[{fit['ci_low']:+.3f}, {fit['ci_high']:+.3f}]",
+                f"{fit['predicted']:+.3g}",
+            )
+    console.print(table)
 
 
 @app.command()
