@@ -77,6 +77,14 @@ def parameterize(
             "model is already parameterized; build a fresh model to parameterize it again"
         )
     param_roles = infer_roles(model, base=base, roles=roles)
+    identity = {
+        "table": p.name,
+        "r": p.r,
+        "gamma": p.gamma,
+        "gauge": p.gauge,
+        "base_width": p.base_width,
+        "optimizer": p.optimizer,
+    }
     modules = dict(model.named_modules())
     for info in param_roles.values():
         if info.role is None:
@@ -88,7 +96,15 @@ def parameterize(
             parametrize.register_parametrization(
                 module,
                 info.attr,
-                Multiplier(s.multiplier, s.lr, info.role, info.fan_in, info.width, effective.dtype),
+                Multiplier(
+                    s.multiplier,
+                    s.lr,
+                    info.role,
+                    info.fan_in,
+                    info.width,
+                    effective.dtype,
+                    table=identity,
+                ),
                 unsafe=False,
             )
             if info.matrix and init == "normal":
