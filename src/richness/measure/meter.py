@@ -280,8 +280,8 @@ class Meter:
                 pass_norm = passthrough.flatten(1).norm(dim=1)
                 out[f"max_ratio/{name}"] = own_norm.mean() / pass_norm.mean()
             if "align_w0" in wanted:
-                if name not in self._w0_op:
-                    self._w0_op[name] = torch.linalg.matrix_norm(self._w0[name], ord=2)
+                if name not in self._w0_op:  # once per meter; an SVD at n = 8192 takes minutes
+                    self._w0_op[name], _ = _op_norm(self._w0[name], None, 4 * self.power_iters)
                 dx_norm = dx_rows.norm(dim=-1).clamp_min(torch.finfo(rows.dtype).tiny)
                 ratio = passthrough.norm(dim=-1) / (self._w0_op[name] * dx_norm)
                 out[f"align_w0/{name}"] = ratio.mean()
