@@ -28,6 +28,7 @@ import pandas as pd
 
 from richness.scaling import preset as _preset
 from richness.scaling import richness as _richness
+from richness.sweep.store import flatten_config
 
 __all__: list[str] = []  # internal module
 
@@ -417,7 +418,7 @@ def varying_config_keys(runs: pd.DataFrame) -> dict[str, list[str]]:
     ignore = {"width", "seed", "model.width", "layers"}
     for _, members in table[done].groupby(table[done].apply(group_key, axis=1), sort=False):
         configs = [
-            _flatten(_config(row))
+            flatten_config(_config(row))
             for row in runs[runs["run_id"].astype(str).isin(members["run_id"])].to_dict("records")
         ]
         keys = sorted({k for c in configs for k in c} - ignore)
@@ -440,16 +441,6 @@ def last_step_rows(fits: pd.DataFrame, step: int | None = None) -> pd.DataFrame:
     keys = pd.Series([group_key(row) for row in fits.to_dict("records")], index=fits.index)
     last = fits["step"].groupby(keys).transform("max")
     return fits[fits["step"] == last]
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in config.items():
-        if isinstance(v, Mapping) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def tidy(runs: pd.DataFrame, metrics: pd.DataFrame, *, status: str | None = "done") -> pd.DataFrame:

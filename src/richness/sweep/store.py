@@ -73,6 +73,7 @@ __all__ = [
     "Store",
     "canonical_json",
     "config_hash",
+    "flatten_config",
     "metric_rows",
 ]
 
@@ -432,7 +433,7 @@ class Store:
         df["seconds"] = df["seconds"].astype("float64")
         df["diverged_step"] = df["diverged_step"].astype("Int64")
         df["attempts"] = df["attempts"].astype("int64")
-        flat = [_flatten(json.loads(text)) for text in df["config"]]
+        flat = [flatten_config(json.loads(text)) for text in df["config"]]
         keys = list(dict.fromkeys(k for f in flat for k in f))
         extra = {(f"config.{k}" if k in RUN_COLUMNS else k): [f.get(k) for f in flat] for k in keys}
         if extra:
@@ -584,11 +585,12 @@ def _plain(obj: Any, path: str) -> Any:
     )
 
 
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config keys joined by '.': {"model": {"depth": 3}} → {"model.depth": 3}."""
     out: dict[str, Any] = {}
     for k, v in config.items():
         if isinstance(v, Mapping) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
+            out.update(flatten_config(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
     return out
