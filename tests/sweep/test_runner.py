@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from richness.sweep import Store, config_hash, expand, parse_spec, run_sweep
+from richness.sweep.runner import WORKER_DIED
 
 SMALL = {
     "name": "small",
@@ -153,3 +154,28 @@ def test_ray_backend_gives_the_same_rows_as_local(tmp_path):
     local = Store(tmp_path / "local.sqlite").metrics()[cols].sort_values(cols[:4])
     remote = Store(tmp_path / "ray.sqlite").metrics()[cols].sort_values(cols[:4])
     assert local.reset_index(drop=True).equals(remote.reset_index(drop=True))
+
+
+def test_a_run_that_kills_its_worker_is_failed_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    module = tmp_path / "killermodels.py"
+    module.write_text(
+        "import os, signal, torch\n"
+        "def make(width):\n"
+        "    if width > 16:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return torch.nn.Sequential(torch.nn.Linear(64, width), torch.nn.Linear(width, 10))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # spawned workers import the factory
+    spec = parse_spec(
+        {
+            **SMALL,
+            "model": {"kind": "factory", "factory": "killermodels:make"},
+            "seeds": [0, 1],
+            "richness": [0.5],
+        }
+    )
+    counts = run_sweep(spec, tmp_path / "k.sqlite", workers=2, progress=False)
+    assert counts["done"] == 2 and counts["failed"] == 2
+    runs = Store(tmp_path / "k.sqlite").runs()
+    assert set(runs[runs.width == 32].error) == {WORKER_DIED}

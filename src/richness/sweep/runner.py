@@ -12,6 +12,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,6 +22,8 @@ from richness.sweep.store import Store, config_hash
 from richness.train import RunOutcome, run
 
 __all__ = ["run_sweep"]
+
+WORKER_DIED = "the worker process running this config died (killed, out of memory or crashed)"
 
 
 def _label(config: dict[str, Any]) -> str:
@@ -35,21 +38,43 @@ def _worker_init(threads: int) -> None:
 
 
 def _local(configs: list[dict], workers: int, threads: int) -> Iterator[tuple[dict, RunOutcome]]:
-    """Runs configs on `workers` spawned processes; yields (config, outcome) as they finish."""
+    """Runs configs on `workers` spawned processes; yields (config, outcome) as they finish.
+
+    A worker that dies (killed, out of memory, a crash in native code) breaks the pool: every
+    unfinished run is then retried alone in a fresh process, and one that kills that process
+    too is reported as failed, so one bad run cannot stop the sweep.
+    """
     if workers <= 1:
         _worker_init(threads)
         for config in configs:
             yield config, run(config)
         return
     context = multiprocessing.get_context("spawn")  # fork after torch threads start can hang
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
-    ) as pool:
-        pending = {pool.submit(run, config): config for config in configs}
+
+    def pool(n: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            n, mp_context=context, initializer=_worker_init, initargs=(threads,)
+        )
+
+    retry: list[dict] = []
+    with pool(workers) as executor:
+        pending = {executor.submit(run, config): config for config in configs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield pending.pop(future), future.result()
+                config = pending.pop(future)
+                try:
+                    yield config, future.result()
+                except BrokenProcessPool:
+                    retry.append(config)
+    # after a worker died, every run that was unfinished is retried alone, one process each
+    # time, so the run that kills its process is found and failed, and the others finish
+    for config in retry:
+        with pool(1) as executor:
+            try:
+                yield config, executor.submit(run, config).result()
+            except BrokenProcessPool:
+                yield config, RunOutcome(status="failed", error=WORKER_DIED)
 
 
 def _ray(
