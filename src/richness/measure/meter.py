@@ -41,8 +41,9 @@ from collections.abc import Iterable, Sequence
 
 import torch
 from torch import nn
-from torch.func import functional_call, jvp
+from torch.func import functional_call
 
+from richness.measure._common import jvp
 from richness.measure.ntk import empirical_ntk, kernel_distance, lr_weights_from_optimizer
 
 __all__ = ["ALL_METRICS", "DEFAULT_METRICS", "Meter"]
