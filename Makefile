@@ -19,7 +19,7 @@ demo: $(BIN)/richness
 
 test: $(BIN)/richness
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q
 
 bench: $(BIN)/richness
 	$(BIN)/python benchmarks/bench_ntk.py --json docs/bench_ntk.json

@@ -290,7 +290,9 @@ class Meter:
     def _ntk(self) -> torch.Tensor:
         """(M, M) trace-mode empirical NTK on the first `ntk_probes` probe inputs."""
         with torch.enable_grad():
-            return empirical_ntk(self.model, self._x_ntk, trace=True, lr_weights=self._lr_weights)
+            return empirical_ntk(
+                self.model, self._x_ntk, trace=True, lr_weights=self._lr_weights, method="gram"
+            )
 
     def _backward_signals(self) -> dict[str, torch.Tensor]:
         """‖∂(u·f)/∂h_ℓ‖ per layer, mean over probe inputs: one backward pass (C7)."""
