@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from richness.analysis._frames import predicted_exponent
-from richness.analysis.fits import fit_exponents, local_slopes
+from richness.analysis.fits import fit_exponents
 from richness.claims._base import Context
 from richness.scaling import richness
 
@@ -111,6 +111,17 @@ def _expected_points(spec: dict[str, Any]) -> list[float]:
     return list(spec.get("richness") or [])
 
 
+def asymptotic_widths(widths: list[int]) -> list[int]:
+    """The widths a verdict is fitted on: the largest ⌈k/2⌉ + 1 of k widths (all when k ≤ 3).
+
+    The exponents are asymptotic; the smallest widths carry transients (the local slopes show
+    them), so verdicts use the upper half of the grid and report the all-width fit beside it.
+    """
+    widths = sorted(widths)
+    keep = len(widths) if len(widths) <= 3 else math.ceil(len(widths) / 2) + 1
+    return widths[len(widths) - keep :]
+
+
 def slopes(
     arch: str,
     ctx: Context,
@@ -122,15 +133,21 @@ def slopes(
 ) -> list[dict[str, Any]]:
     """Fitted width exponents of `quantity` at `step`, one row per (r, layer), with predictions.
 
-    The prediction comes from the *intended* richness r of the spec (not from what was
-    trained), so a substituted table (Context.substitute) is judged against r.
+    "slope" (with its seed-bootstrap interval) is fitted on `asymptotic_widths`; "slope_all"
+    on every width; "local_slopes" between consecutive widths. The prediction comes from the
+    *intended* richness r of the spec (not from what was trained), so a substituted table
+    (Context.substitute) is judged against r.
 
     Args:
       layers: "hidden" (ℓ < depth), "output" (ℓ = depth), "all", or "model" (layer "").
     """
     runs, metrics, spec = scale_runs(arch, ctx)
-    fits = fit_exponents(runs, metrics, quantities=[quantity], steps=[step], n_boot=400)
-    local = local_slopes(runs, metrics, quantities=[quantity], steps=[step], n_boot=0)
+    upper = asymptotic_widths(spec["widths"])
+    everything = fit_exponents(runs, metrics, quantities=[quantity], steps=[step], n_boot=0)
+    fits = fit_exponents(
+        runs[runs.width.isin(upper)], metrics, quantities=[quantity], steps=[step], n_boot=400
+    )
+    overall = {(f.label, f.layer): f for f in everything.itertuples()}
     rows = []
     depth = int(fits.depth.iloc[0]) if len(fits) else None
     for r in _expected_points(spec):
@@ -146,7 +163,7 @@ def slopes(
                 continue
             if layers == "all" and ell is None:
                 continue
-            loc = local[(local.label == label) & (local.layer == fit.layer)]
+            whole = overall.get((label, fit.layer))
             row = {
                 "arch": arch,
                 "r": r,
@@ -158,14 +175,13 @@ def slopes(
                 "slope": fit.slope,
                 "ci_low": fit.ci_low,
                 "ci_high": fit.ci_high,
+                "slope_all": None if whole is None else whole.slope,
                 "predicted": predicted_exponent(pred, quantity, ell, depth, step),
                 "widths": list(fit.widths),
                 "n_seeds": int(fit.n_seeds),
             }
-            if with_local:
-                row["local_slopes"] = [
-                    round(float(v), 4) for v in loc.sort_values("width_lo").slope
-                ]
+            if with_local and whole is not None:
+                row["local_slopes"] = [round(float(v), 4) for v in whole.local_slopes]
             rows.append(row)
     return rows
 

@@ -19,6 +19,7 @@ from richness.analysis.fits import fit_exponents
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import width_figure
 from richness.claims._scale import ARCHS, judge, scale_spec
+from richness.sweep.store import config_hash
 from richness.train import setup
 
 CLAIM = "C3"
@@ -68,6 +69,20 @@ def _draw(spec: dict, arch: str, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame
     return pd.DataFrame(runs), pd.DataFrame(metrics)
 
 
+def _cached_draw(ctx: Context, spec: dict, arch: str, seeds: int):
+    """`_draw`, kept in ctx.out under the hash of what it depends on (a rerun reads it back)."""
+    key = config_hash({"spec": spec, "arch": arch, "seeds": seeds, "version": 1})
+    path = ctx.out / f"C3-{arch}-{key}.csv"
+    if path.exists():
+        table = pd.read_csv(path)
+        runs = table.drop(columns=["step", "layer", "quantity", "value"])
+        metrics = table[["run_id", "step", "layer", "quantity", "value"]].fillna({"layer": ""})
+        return runs, metrics
+    runs, metrics = _draw(spec, arch, seeds)
+    runs.merge(metrics, on="run_id").to_csv(path, index=False)
+    return runs, metrics
+
+
 def run(ctx: Context) -> ClaimResult:
     """Draws the initializations and returns the verdict."""
     rows, panels = [], []
@@ -75,7 +90,7 @@ def run(ctx: Context) -> ClaimResult:
         spec = scale_spec(arch, ctx)
         if ctx.substitute:
             raise ValueError("C3 measures tables by r; substitute is not supported here")
-        runs, metrics = _draw(spec, arch, SEEDS[ctx.scale])
+        runs, metrics = _cached_draw(ctx, spec, arch, SEEDS[ctx.scale])
         fits = fit_exponents(runs, metrics, quantities=["f0"], steps=[0], n_boot=400)
         for fit in fits.itertuples():
             rows.append(
