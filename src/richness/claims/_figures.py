@@ -15,7 +15,7 @@ import pandas as pd
 
 from richness.analysis._frames import run_table
 
-__all__ = ["width_figure"]
+__all__ = ["plt", "save_claim_figure", "width_figure"]
 
 
 def _series(runs: pd.DataFrame, metrics: pd.DataFrame, quantity: str, step: int, layer: str):
@@ -35,6 +35,16 @@ def _series(runs: pd.DataFrame, metrics: pd.DataFrame, quantity: str, step: int,
             stats.lo.to_numpy(),
             stats.hi.to_numpy(),
         )
+
+
+def save_claim_figure(fig, out: Path, claim: str, title: str) -> str:
+    """Titles, lays out, writes out/<claim>.png and closes the figure; returns the path."""
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(out) / f"{claim}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return str(path)
 
 
 def width_figure(
@@ -66,8 +76,4 @@ def width_figure(
         ax.grid(True, which="both", alpha=0.3)
         if series:
             ax.legend(fontsize=7)
-    fig.suptitle(title + "  (dashed: predicted slope)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return str(path)
+    return save_claim_figure(fig, path.parent, path.stem, title + "  (dashed: predicted slope)")

@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from richness.claims._base import ClaimResult, Context
+from richness.claims._figures import plt, save_claim_figure
 from richness.claims._scale import ARCHS
 
 CLAIM = "C11"
@@ -141,10 +142,6 @@ def run(ctx: Context) -> ClaimResult:
 
 
 def _figure(ctx: Context, width_curve, gamma_curve) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     for ax, index, name, slope in (
@@ -164,9 +161,4 @@ def _figure(ctx: Context, width_curve, gamma_curve) -> str:
         ax.set_ylabel(name)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{CLAIM}: {TITLE}", fontsize=10)
-    fig.tight_layout()
-    path = ctx.out / f"{CLAIM}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return str(path)
+    return save_claim_figure(fig, ctx.out, CLAIM, f"{CLAIM}: {TITLE}")

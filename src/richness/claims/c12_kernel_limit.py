@@ -43,14 +43,11 @@ import math
 import time
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from richness.claims._base import ClaimResult, Context, within
+from richness.claims._figures import plt, save_claim_figure
 from richness.data import Dataset, load_dataset
 from richness.measure import empirical_ntk, infinite_ntk
 from richness.nn import optimizer, parameterize
@@ -256,9 +253,4 @@ def _figure(
     bx.set_ylabel("trained network f(x*) − f0(x*)")
     bx.set_title("test outputs, seed 0", fontsize=10)
     bx.legend(fontsize=7)
-    fig.suptitle(f"{CLAIM}: {TITLE}", fontsize=10)
-    fig.tight_layout()
-    path = ctx.out / f"{CLAIM}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return str(path)
+    return save_claim_figure(fig, ctx.out, CLAIM, f"{CLAIM}: {TITLE}")

@@ -49,14 +49,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from richness.claims._base import ClaimResult, Context
+from richness.claims._figures import plt, save_claim_figure
 
 __all__ = ["CLAIM", "TITLE", "family_spread", "run"]
 
@@ -293,9 +290,4 @@ def _figure(
     for ax in axes:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"{CLAIM}: {TITLE} ({spec['data']['kind']})", fontsize=10)
-    fig.tight_layout()
-    path = ctx.out / f"{CLAIM}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return str(path)
+    return save_claim_figure(fig, ctx.out, CLAIM, f"{CLAIM}: {TITLE} ({spec['data']['kind']})")
