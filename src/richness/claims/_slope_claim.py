@@ -17,16 +17,23 @@ def slope_claim(
     *,
     layers: str,
     tolerance: float,
-    step: int | None = None,
+    include_init: bool = False,
 ) -> ClaimResult:
-    """Fits `quantity` against width for every architecture and r; passes when every fitted
-    exponent is within `tolerance` of the prediction (stated in the result)."""
-    step = MEASURE[ctx.scale][-1] if step is None else step
+    """Fits `quantity` against width for every architecture, r and measured step after the
+    first update (along training: steps 1, 5 and 20 at full scale; the last step only in the
+    reduced form); passes when every fitted exponent is within `tolerance` of the prediction
+    (stated in the result)."""
+    steps = [s for s in MEASURE[ctx.scale] if s > 0 or include_init]
+    if ctx.scale == "quick":  # the reduced form: small widths, where the first step is still
+        steps = [s for s in steps if s in (0, steps[-1])]  # transient; judge the last step
+    step = steps[-1]  # the figure shows the last one
     rows = []
     panels = []
     for arch in ARCHS:
         arch_rows = slopes(arch, ctx, quantity, step, layers=layers, with_local=True)
         rows += arch_rows
+        for earlier in steps[:-1]:
+            rows += slopes(arch, ctx, quantity, earlier, layers=layers, with_local=True)
         runs, metrics, _ = scale_runs(arch, ctx)
         shown = next((r["layer"] for r in arch_rows if r["ell"] in (2, None)), None)
         shown = shown if shown is not None else (arch_rows[0]["layer"] if arch_rows else "")
@@ -48,19 +55,19 @@ def slope_claim(
         claim=claim,
         title=title,
         verdict="pass" if ok else "fail",
-        measured={
-            f"{r['arch']} r={r['r']:g} {r['layer'] or 'model'}": round(r["slope"], 4) for r in rows
-        },
-        predicted={
-            f"{r['arch']} r={r['r']:g} {r['layer'] or 'model'}": r["predicted"] for r in rows
-        },
+        measured={_key(r): round(r["slope"], 4) for r in rows},
+        predicted={_key(r): r["predicted"] for r in rows},
         tolerance=tolerance,
         details={
             "quantity": quantity,
-            "step": step,
+            "steps": steps,
             "worst_gap": worst,
             "rule": f"every |slope − predicted| ≤ {tolerance}",
         },
         figures=[figure],
         table=rows,
     )
+
+
+def _key(row: dict) -> str:
+    return f"{row['arch']} r={row['r']:g} {row['layer'] or 'model'} t={row['step']}"

@@ -13,4 +13,6 @@ TITLE = "RMS coordinate of every hidden h_ℓ stays Θ(1)"
 
 def run(ctx: Context) -> ClaimResult:
     """Runs (or reads back) the experiment and returns the verdict (tolerance 0.1)."""
-    return slope_claim(ctx, CLAIM, TITLE, "h_rms", layers="hidden", tolerance=0.1)
+    return slope_claim(
+        ctx, CLAIM, TITLE, "h_rms", layers="hidden", tolerance=0.1, include_init=True
+    )
