@@ -7,13 +7,19 @@ families reach the same activity α:
                  learning rate multiplied by γ²), γ = α.
 Leading order (THEORY.md §3–4): ‖Δh‖ ∝ α. The linearization gap is A·α²/n + B·α/n (THEORY.md
 note on C8: the correlated-update term and the first-step term), so gap·m with m = n/n0 grows
-like α^k with k between 1 (early) and 2 (once features have moved); at fixed small width
-the γ family also saturates as the relative movement α/√n0 nears 1, which lowers k (0.8 at
-n0 = 64, α ≤ 4, measured). Verdict: in each family the exponent of ‖Δh‖ against α is within
-0.1 of 1 and that of gap·m lies in [0.5, 2.2]; at
-every α both families agree within 25% on ‖Δh‖ and within a factor 2 on gap·m (they differ at
-subleading order in 1/n).
-"""
+like α^k with k between 1 (early) and 2 (once features have moved). After multiplying by m
+both terms are the same function of α in the two families (A·α² + B·α)/n0, so at leading
+order the normalized curves coincide. Verdict: in each family the exponent of ‖Δh‖ against α
+is within 0.1 of 1 and that of gap·m lies in [0.5, 2.2]; at every α both families agree within
+25% on ‖Δh‖ and within a factor 2 on gap·m.
+
+Measured at full scale (n0 = 256, α ∈ {1, 2, 4}, 20 steps, 4 seeds): ‖Δh‖ is reproduced
+(exponents 1.04 and 0.92, ratios 1.00 / 1.12 / 1.17), the normalized gap is not: it grows as
+α^1.66 along widths but only as α^0.75 with γ at fixed width, and the families differ by a
+factor 3.5 at α = 4, so the claim fails on its gap half. (The reduced form, n0 = 64 and 6
+steps, stays within the factor 2.) At these widths the coefficients A and B are not constants
+of α alone: they depend on how far the features moved, α/√n, which differs between the
+families; this is recorded as an open finding, not tuned away."""
 
 from __future__ import annotations
 
@@ -55,8 +61,8 @@ def _slope(curve, index):
 def run(ctx: Context) -> ClaimResult:
     """Runs (or reads back) both families and returns the verdict."""
     full = ctx.scale == "full"
-    base, step = 64, 20 if full else 6
-    alphas = [1, 2, 4, 8] if full else [1, 2, 4]
+    base, step = (256, 20) if full else (64, 6)
+    alphas = [1, 2, 4]
     common = {
         "model": ARCHS["mlp"]["model"],
         "data": ARCHS["mlp"]["data"],
