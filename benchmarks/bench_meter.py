@@ -4,6 +4,9 @@ Grid: MLP 64 → n → n → 10 (ReLU, no bias, μP), full-batch SGD on 256 poin
 64 and 128 inputs (the sizes the claims use), widths 256, 1024 and 2048, float32 on the CPU.
 For each metric group it reports the time per step with measurement every step and the
 overhead relative to the plain step (the issue's goal: default metrics ≤ 10% at width 1024).
+The last case per width, "passive", measures the default metrics on the training forward
+itself (`Meter(model, x_train, passive=True)`, probes = the 256 training points, measured
+between backward and step), so no extra forward runs.
 
     python benchmarks/bench_meter.py --json docs/bench_meter.json
 """
@@ -48,6 +51,13 @@ def _time(fn, repeats: int) -> float:
     return best
 
 
+def _print(row: dict) -> None:
+    print(
+        f"{row['width']:>6} {row['n_probe']:>5} {row['metrics']:>8} {row['plain_ms']:>9.2f} "
+        f"{row['measured_ms']:>12.2f} {100 * row['overhead']:>8.1f}%"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=None, help="write results here")
@@ -62,7 +72,7 @@ def main() -> None:
     for width in [int(w) for w in args.widths.split(",")]:
         torch.manual_seed(0)
         x, y = torch.randn(256, 64), torch.randn(256, 10)
-        repeats = max(3, int(2e8 / (width * width * 256)))
+        repeats = min(200, max(20, int(2e10 / (width * width * 256))))  # ~0.5 s blocks
         for n_probe in (64, 128):
             probe = torch.randn(n_probe, 64)
             model = rn.parameterize(rn.models.MLP(64, width, 10), rn.preset("mup", base_width=64))
@@ -86,10 +96,31 @@ def main() -> None:
                     "overhead": t / plain - 1,
                 }
                 rows.append(row)
-                print(
-                    f"{width:>6} {n_probe:>5} {group:>8} {1e3 * plain:>9.2f} "
-                    f"{1e3 * t:>12.2f} {100 * row['overhead']:>8.1f}%"
-                )
+                _print(row)
+        model = rn.parameterize(rn.models.MLP(64, width, 10), rn.preset("mup", base_width=64))
+        opt = rn.optimizer(model, lr=0.01)
+        plain = _time(_step_fn(model, opt, x, y), repeats)
+        meter = rn.Meter(model, x, passive=True)
+
+        def passive_step(model=model, opt=opt, meter=meter, x=x, y=y):
+            opt.zero_grad(set_to_none=True)
+            loss = 0.5 * (model(x) - y).pow(2).sum(1).mean()
+            loss.backward()
+            meter.measure()
+            opt.step()
+
+        t = _time(passive_step, repeats)
+        meter.close()
+        row = {
+            "width": width,
+            "n_probe": len(x),
+            "metrics": "passive",
+            "plain_ms": 1e3 * plain,
+            "measured_ms": 1e3 * t,
+            "overhead": t / plain - 1,
+        }
+        rows.append(row)
+        _print(row)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"threads": args.threads, "rows": rows}, fh, indent=2)

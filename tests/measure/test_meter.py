@@ -159,3 +159,33 @@ def test_alignment_is_finite_after_a_zero_update():
     second = meter.measure()
     assert second["dW_op/0"] == pytest.approx(1.0)
     assert 0 < second["align/0"] <= 1
+
+
+def test_passive_meter_reads_the_training_forward():
+    """passive=True measures on the loop's own forward: same numbers, no extra forward."""
+    torch.manual_seed(0)
+    model = rn.parameterize(rn.models.MLP(6, 32, 2), rn.preset("mup", base_width=16)).double()
+    x, y = torch.randn(20, 6, dtype=torch.float64), torch.randn(20, 2, dtype=torch.float64)
+    passive = Meter(model, x, metrics="all", passive=True)
+    active = Meter(model, x, metrics="all")
+    opt = rn.optimizer(model, lr=0.3)
+    calls = {"n": 0}
+    model.register_forward_pre_hook(lambda m, a: calls.__setitem__("n", calls["n"] + 1))
+    for _ in range(3):
+        opt.zero_grad()
+        loss = (model(x) - y).pow(2).mean()  # the passive meter records this forward
+        loss.backward()
+        before = calls["n"]
+        seen = passive.measure(metrics="default")
+        assert calls["n"] == before  # no forward of its own
+        expected = active.measure(metrics="default")
+        assert seen.keys() == expected.keys()
+        for key in seen:
+            assert seen[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-15)
+        opt.step()
+    other = torch.randn(5, 6, dtype=torch.float64)
+    model(other)  # a forward on other inputs is not recorded
+    before = calls["n"]
+    passive.measure(metrics="default")
+    assert calls["n"] == before + 1  # so the meter runs its own
+    passive.close()

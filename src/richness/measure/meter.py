@@ -132,6 +132,13 @@ class Meter:
       optimizer: the run's optimizer, whose per-layer LRs weight the NTK ("ntk_dist"): the
         kernel gradient descent actually follows, the same in every gauge.
       ntk_probes: probe inputs used for "ntk_dist".
+      passive: measure on your own forward passes instead of running one: every forward called
+        with the `probe_inputs` tensor itself is recorded, and the next `measure()` uses it.
+        For full-batch loops that pass the same tensor each step (probe_inputs = the training
+        batch) the default metrics then cost no extra forward. Call `measure()` after the
+        forward and before `optimizer.step()`, so every metric describes the weights that
+        forward saw (a record older than the last in-place update of the weights is dropped
+        and the meter runs its own forward). `close()` removes the hooks.
 
     Example:
       >>> import torch, richness as rn
@@ -151,6 +158,7 @@ class Meter:
         power_iters: int = 8,
         optimizer: torch.optim.Optimizer | None = None,
         ntk_probes: int = 16,
+        passive: bool = False,
     ):
         self.model = model
         self.x = probe_inputs
@@ -168,6 +176,7 @@ class Meter:
         self.power_iters = power_iters
         self._vectors: dict[str, torch.Tensor] = {}
         self._params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+        self._param_list = list(model.parameters())
         self._w0 = {name: _weight_matrix(m).detach().clone() for name, m in self._modules.items()}
         self._w0_op = {}
         with torch.no_grad():
@@ -181,6 +190,47 @@ class Meter:
         )
         self._x_ntk = self.x[:ntk_probes]
         self._k0 = self._ntk() if "ntk_dist" in self.metrics else None
+        self._seen: tuple[dict, dict, torch.Tensor] | None = None
+        self._seen_version: tuple[int, ...] = ()
+        self._handles = self._watch() if passive else []
+
+    def _watch(self) -> list:
+        """Hooks that record every forward pass called with `probe_inputs` itself (passive)."""
+        state = {"on": False}
+        outs: dict[str, torch.Tensor] = {}
+        ins: dict[str, torch.Tensor] = {}
+
+        def start(module, args):
+            state["on"] = bool(args) and args[0] is self.x
+
+        def finish(module, args, output):
+            if state["on"]:
+                self._seen = (dict(outs), dict(ins), output.detach())
+                self._seen_version = self._weights_version()
+            state["on"] = False
+
+        def layer(name):
+            def record(module, args, output):
+                if state["on"]:
+                    ins[name] = args[0].detach()
+                    outs[name] = output.detach()
+
+            return record
+
+        handles = [self.model.register_forward_pre_hook(start)]
+        handles += [m.register_forward_hook(layer(n)) for n, m in self._modules.items()]
+        handles.append(self.model.register_forward_hook(finish))
+        return handles
+
+    def _weights_version(self) -> tuple[int, ...]:
+        """In-place update counters of the parameters: an optimizer step changes them."""
+        return tuple(p._version for p in self._param_list)
+
+    def close(self) -> None:
+        """Removes the passive hooks."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     @property
     def layer_index(self) -> dict[str, int]:
@@ -217,16 +267,20 @@ class Meter:
           A flat {key: float} dict (keys in the module docstring).
         """
         wanted = self.metrics if metrics is None else _expand(metrics)
-        h, xin, f = self._forward()
+        seen, self._seen = self._seen, None
+        if seen is not None and self._seen_version == self._weights_version():
+            h, xin, f = seen  # passive: the representations the training forward saw
+        else:
+            h, xin, f = self._forward()
         out: dict[str, torch.Tensor] = {}
         for name in self.layers:
-            dh = h[name] - self._h0[name]
+            numel = h[name].numel()
             if "h_rms" in wanted:
-                out[f"h_rms/{name}"] = h[name].pow(2).mean().sqrt()
-            if "dh" in wanted:
-                out[f"dh/{name}"] = _per_example_norm(dh).mean()
-            if "dh_rms" in wanted:
-                out[f"dh_rms/{name}"] = dh.pow(2).mean().sqrt()
+                out[f"h_rms/{name}"] = torch.linalg.vector_norm(h[name]) / numel**0.5
+            if "dh" in wanted or "dh_rms" in wanted:
+                norms = _per_example_norm(h[name] - self._h0[name])  # (N,)
+                out[f"dh/{name}"] = norms.mean()
+                out[f"dh_rms/{name}"] = torch.linalg.vector_norm(norms) / numel**0.5
         if "f0" in wanted:
             out["f0"] = self.f0_norm
         if "df" in wanted or "lin_gap" in wanted:
