@@ -47,7 +47,6 @@ class RunOutcome:
     seconds: float = 0.0
     diverged_step: int | None = None
     error: str | None = None
-    layers: list[str] = field(default_factory=list)
 
 
 def parameterization_of(config: dict[str, Any]) -> Parameterization:
@@ -108,7 +107,7 @@ def train(
         f0_train = model(x_train) if center else torch.zeros_like(y_train)
         f0_test = model(x_test) if center and len(x_test) else torch.zeros_like(y_test)
     batches = torch.Generator().manual_seed(seed)
-    outcome = RunOutcome(status="done", layers=list(meter.layers) if meter else [])
+    outcome = RunOutcome(status="done")
     wanted = set(measure_steps)
 
     def record(step: int, train_loss: float) -> None:
