@@ -22,6 +22,7 @@ test: $(BIN)/richness
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q
 
 bench: $(BIN)/richness
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_meter.py --json docs/bench_meter.json
 	$(BIN)/python benchmarks/bench_ntk.py --json docs/bench_ntk.json
 
 clean:
