@@ -77,8 +77,13 @@ def test_load_spec_reads_yaml_safely(tmp_path):
         load_spec(path)
 
 
-def test_builtin_demo_spec_is_valid():
+def test_builtin_specs_are_valid():
     from importlib.resources import files
 
-    spec = load_spec(str(files("richness.sweep") / "specs" / "demo.yaml"))
-    assert spec.richness == [0.0, 0.25, 0.5]
+    specs = sorted(
+        p for p in (files("richness.sweep") / "specs").iterdir() if p.name.endswith(".yaml")
+    )
+    assert {p.name for p in specs} >= {"demo.yaml", "adam.yaml"}
+    for path in specs:
+        spec = load_spec(str(path))
+        assert spec.richness == [0.0, 0.25, 0.5]
