@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from _scaled import Scale
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -17,15 +18,6 @@ from richness.measure.linearize import (
 )
 
 F64 = torch.float64
-
-
-class Scale(nn.Module):
-    def __init__(self, g: float) -> None:
-        super().__init__()
-        self.register_buffer("g", torch.tensor(g, dtype=F64))
-
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return self.g * w
 
 
 def make_mlp(seed: int = 0) -> nn.Module:

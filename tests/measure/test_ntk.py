@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from _scaled import Scale
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -21,17 +22,6 @@ from richness.measure.ntk import (
 RTOL = 1e-6  # all methods agree to this relative error in float64 (measured: ~1e-15)
 METHODS = [m.value for m in NtkMethod]
 F64 = torch.float64
-
-
-class Scale(nn.Module):
-    """A scalar multiplier parametrization W -> g·W, as richness.nn registers them."""
-
-    def __init__(self, g: float) -> None:
-        super().__init__()
-        self.register_buffer("g", torch.tensor(g, dtype=F64))
-
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        return self.g * w
 
 
 def make_mlp(seed: int = 0, d_in: int = 5, width: int = 16, d_out: int = 3) -> nn.Module:
