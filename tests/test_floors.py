@@ -9,6 +9,7 @@ FLOORS = {
     "nn": 2,
     "measure": 2,
     "train": 3,
+    "ensemble": 3,
     "data": 3,
     "sweep": 3,
     "analysis": 3,

@@ -11,6 +11,7 @@ identity in the store). Keys:
            full batch), loss_bound}
   measure: {"steps": [...], "metrics": [...]}
   dtype ("float32"|"float64"), device ("cpu"|"cuda"), threads (intra-op threads or None)
+  precision: "bf16" trains with bfloat16 matmuls (see `autocast`); absent: full precision
 
 Centering (research/notes.md): with `center` the loss sees f(x) − f(x; θ0), the initial output
 cached per training point, so the random f0 ~ n^{−r} does not drive the updates; Meter's f0
@@ -20,6 +21,7 @@ Loss: ½·mean over the batch of ‖f − y‖² (sum over outputs).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import time
@@ -35,7 +37,19 @@ from richness.measure.meter import Meter
 from richness.nn import models, optimizer, parameterize
 from richness.scaling import Parameterization, preset, richness
 
-__all__ = ["RunOutcome", "build_model", "parameterization_of", "run", "setup", "train"]
+__all__ = [
+    "RunOutcome",
+    "autocast",
+    "build_model",
+    "build_optimizer",
+    "build_parameterized",
+    "flattens",
+    "load_data",
+    "parameterization_of",
+    "run",
+    "setup",
+    "train",
+]
 
 
 @dataclass
@@ -75,8 +89,19 @@ def build_model(spec: dict[str, Any], width: int, data: Dataset) -> nn.Module:
     raise ValueError(f"model.kind={kind!r} is not one of 'mlp', 'linear', 'cnn', 'factory'")
 
 
-def _inputs(model_kind: str, x: torch.Tensor) -> torch.Tensor:
-    return x.flatten(1) if model_kind in ("mlp", "linear") else x
+def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+    """The training forward's precision: "full" (the model's dtype) or "bf16".
+
+    bf16 runs the matmuls and convolutions of the training forward and backward in bfloat16
+    (torch.autocast), keeping float32 master weights, optimizer state and loss; measurements
+    run outside it, in float32. Not for equivalence checks or linearization gaps below bf16's
+    resolution (2^-8 relative).
+    """
+    if precision == "full":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    raise ValueError(f"precision={precision!r} is not one of 'full', 'bf16'")
 
 
 def train(
@@ -92,6 +117,7 @@ def train(
     loss_bound: float = 1e6,
     seed: int = 0,
     flatten: bool = False,
+    precision: str = "full",
 ) -> RunOutcome:
     """Trains `model` by `opt` on MSE for `steps` steps, measuring with `meter` at `measure_steps`.
 
@@ -125,11 +151,17 @@ def train(
                 hits = prediction.argmax(1) == y_test.argmax(1)
                 outcome.rows.append((step, "", "test_acc", float(hits.float().mean())))
 
+    mixed = autocast(precision, x_train.device)
+
     def loss_on(index: torch.Tensor | None) -> torch.Tensor:
         if index is None:
-            residual = model(x_train) - f0_train - y_train
+            with mixed:
+                f = model(x_train)
+            residual = f.to(y_train.dtype) - f0_train - y_train
         else:
-            residual = model(x_train[index]) - f0_train[index] - y_train[index]
+            with mixed:
+                f = model(x_train[index])
+            residual = f.to(y_train.dtype) - f0_train[index] - y_train[index]
         return 0.5 * residual.pow(2).sum(1).mean()
 
     if 0 in wanted:
@@ -164,17 +196,28 @@ def run(config: dict[str, Any]) -> RunOutcome:
 
 
 def setup(config: dict[str, Any]) -> tuple[nn.Module, Dataset]:
-    """The parameterized model and the data of a run config, initialized from its seed.
+    """The parameterized model and the data of a run config, initialized from its seed."""
+    if config.get("threads"):
+        torch.set_num_threads(int(config["threads"]))
+    data = load_data(config)
+    return build_parameterized(config, data), data
+
+
+def load_data(config: dict[str, Any]) -> Dataset:
+    """The run's data set, in its dtype and on its device (the same for every seed)."""
+    dtype = getattr(torch, config.get("dtype", "float32"))
+    data_spec = dict(config["data"])
+    kind = data_spec.pop("kind")
+    return load_dataset(kind, dtype=dtype, **data_spec).to(device=config.get("device", "cpu"))
+
+
+def build_parameterized(config: dict[str, Any], data: Dataset) -> nn.Module:
+    """The run's model at its width, parameterized by its table, initialized from its seed.
 
     Roles are read against the same model at half the width (`parameterize(base=...)`).
     """
-    if config.get("threads"):
-        torch.set_num_threads(int(config["threads"]))
     dtype = getattr(torch, config.get("dtype", "float32"))
     device = torch.device(config.get("device", "cpu"))
-    data_spec = dict(config["data"])
-    kind = data_spec.pop("kind")
-    data = load_dataset(kind, dtype=dtype, **data_spec).to(device=device)
     model_spec = config["model"]
     width = int(config["width"])
     seed = int(config["seed"])
@@ -184,22 +227,31 @@ def setup(config: dict[str, Any]) -> tuple[nn.Module, Dataset]:
     base = build_model(model_spec, other, data)
     generator = torch.Generator(device=device).manual_seed(seed)
     parameterize(model, parameterization_of(config), base=base, generator=generator)
-    return model, data
+    return model
 
 
-def _run(config: dict[str, Any]) -> RunOutcome:
-    model, data = setup(config)
-    model_spec = config["model"]
-    seed = int(config["seed"])
+def build_optimizer(config: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    """The run's optimizer (`rn.optimizer` with the config's train settings)."""
     train_spec = config["train"]
-    opt = optimizer(
+    return optimizer(
         model,
         lr=train_spec["lr"],
         kind=train_spec.get("kind"),
         momentum=train_spec.get("momentum", 0.0),
         weight_decay=train_spec.get("weight_decay", 0.0),
     )
-    flatten = model_spec.get("kind", "mlp") in ("mlp", "linear")
+
+
+def flattens(config: dict[str, Any]) -> bool:
+    """Whether the run's model takes flat vectors (MLP, linear net) rather than images."""
+    return config["model"].get("kind", "mlp") in ("mlp", "linear")
+
+
+def _run(config: dict[str, Any]) -> RunOutcome:
+    model, data = setup(config)
+    train_spec = config["train"]
+    opt = build_optimizer(config, model)
+    flatten = flattens(config)
     measure = config.get("measure", {})
     x_probe = data.x_probe.flatten(1) if flatten else data.x_probe
     meter = Meter(model, x_probe, metrics=measure.get("metrics", ["default"]), optimizer=opt)
@@ -213,6 +265,7 @@ def _run(config: dict[str, Any]) -> RunOutcome:
         batch_size=train_spec.get("batch_size"),
         center=config.get("center", True),
         loss_bound=train_spec.get("loss_bound", 1e6),
-        seed=seed,
+        seed=int(config["seed"]),
         flatten=flatten,
+        precision=config.get("precision", "full"),
     )

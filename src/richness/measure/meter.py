@@ -6,8 +6,9 @@
         metrics = meter.measure()              # {"dh/layers.1": ..., "df": ..., ...}
 
 Keys are `quantity/layer` (layer = the module's name) for per-layer quantities and bare names
-for model-level ones. Layers are the modules whose weight carries width (every Linear, Conv and
-Embedding); h_ℓ is a layer's output (the tutorial's h_ℓ = g_ℓ W_ℓ h_{ℓ−1}) and x_ℓ its input.
+for model-level ones. Layers are the modules whose weight carries width (every Linear, Conv,
+Embedding, Hugging Face Conv1D: `measured_layers`); h_ℓ is a layer's output (the tutorial's
+h_ℓ = g_ℓ W_ℓ h_{ℓ−1}) and x_ℓ its input.
 Norms are Euclidean per probe input (a conv map is flattened), averaged over probe inputs.
 
 Quantities (claim of THEORY.md §4 in brackets):
@@ -45,17 +46,25 @@ from torch.func import functional_call
 
 from richness.measure._common import jvp
 from richness.measure.ntk import empirical_ntk, kernel_distance, lr_weights_from_optimizer
+from richness.nn.layers import layout_of, weight_matrix
 
-__all__ = ["ALL_METRICS", "DEFAULT_METRICS", "Meter"]
+__all__ = [
+    "ALL_METRICS",
+    "DEFAULT_METRICS",
+    "Meter",
+    "expand_metrics",
+    "measured_layers",
+    "representation_metrics",
+]
 
 DEFAULT_METRICS = ("h_rms", "dh", "dh_rms", "f0", "df")
 WEIGHT_METRICS = ("dW_fro", "dW_op", "max_ratio", "align", "align_w0", "grad")
 ALL_METRICS = (*DEFAULT_METRICS, *WEIGHT_METRICS, "grad_h", "lin_gap", "ntk_dist")
 _GROUPS = {"default": DEFAULT_METRICS, "weights": WEIGHT_METRICS, "all": ALL_METRICS}
-_LAYER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
 
 
-def _expand(metrics: str | Iterable[str]) -> tuple[str, ...]:
+def expand_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
+    """Metric names with groups ("default", "weights", "all") expanded, in order, deduplicated."""
     names = [metrics] if isinstance(metrics, str) else list(metrics)
     out: list[str] = []
     for name in names:
@@ -69,25 +78,56 @@ def _expand(metrics: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
-    """(N,) Euclidean norms of the N examples of t (N, ...)."""
-    return t.flatten(1).norm(dim=1)
+def _per_example_norm(t: torch.Tensor, lead: int = 0) -> torch.Tensor:
+    """(*L, N) Euclidean norms of the N examples of t (*L, N, ...), `lead` = len(L)."""
+    return t.flatten(lead + 1).norm(dim=-1)
 
 
-def _weight_matrix(module: nn.Module) -> torch.Tensor:
-    """The effective weight as a matrix (out, in·prod(kernel)); Embedding as (vocab, dim)ᵀ."""
-    w = module.weight
-    if isinstance(module, nn.Embedding):
-        return w.t()
-    return w.flatten(1)
+def measured_layers(model: nn.Module) -> list[str]:
+    """Names of the modules whose weight carries width: every module with a registered weight
+    layout (Linear, Conv, Embedding, Hugging Face's Conv1D; see `richness.nn.layers`)."""
+    return [name for name, m in model.named_modules() if layout_of(m) is not None]
+
+
+def representation_metrics(
+    h: dict[str, torch.Tensor],
+    h0: dict[str, torch.Tensor],
+    f: torch.Tensor,
+    f_init: torch.Tensor,
+    wanted: Iterable[str],
+    lead: int = 0,
+) -> dict[str, torch.Tensor]:
+    """The default metrics (h_rms, dh, dh_rms, df) from layer outputs now and at creation.
+
+    Every tensor may carry `lead` leading dims (an ensemble's members) before the probe dim N;
+    each returned value then has those dims. Per member, with h_ℓ of N probes and numel
+    coordinates: h_rms = ‖h_ℓ‖/√numel, dh = mean_i ‖h_ℓ,i − h0_ℓ,i‖, dh_rms = ‖(‖Δh_ℓ,i‖)_i‖/√numel,
+    df = mean_i ‖f_i − f0_i‖ (THEORY.md C1, C2, C4). f0 is not here: it is a constant of the run.
+    """
+    wanted = set(wanted)
+    out: dict[str, torch.Tensor] = {}
+    for name, now in h.items():
+        numel = now[(0,) * lead].numel()
+        if "h_rms" in wanted:
+            out[f"h_rms/{name}"] = now.flatten(lead).norm(dim=-1) / numel**0.5
+        if "dh" in wanted or "dh_rms" in wanted:
+            norms = _per_example_norm(now - h0[name], lead)  # (*L, N)
+            if "dh" in wanted:
+                out[f"dh/{name}"] = norms.mean(-1)
+            if "dh_rms" in wanted:
+                out[f"dh_rms/{name}"] = norms.norm(dim=-1) / numel**0.5
+    if "df" in wanted:
+        out["df"] = _per_example_norm(f - f_init, lead).mean(-1)
+    return out
 
 
 def _patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Inputs as the rows the weight matrix multiplies: (N, P, fan_in).
 
-    Linear: P = prod of the leading dims; Conv: one row per output position (im2col).
+    Dense layers (Linear, Conv1D): P = prod of the leading dims; Conv1d/2d: one row per output
+    position (im2col).
     """
-    if isinstance(module, nn.Linear):
+    if layout_of(module).applied == "dense":
         return x.reshape(x.shape[0], -1, x.shape[-1])
     if isinstance(module, nn.Conv1d):
         x = x.unsqueeze(-2)
@@ -96,8 +136,10 @@ def _patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     else:
         kernel, stride = module.kernel_size, module.stride
         padding, dilation = module.padding, module.dilation
-    if isinstance(padding, str) or module.groups != 1:
-        raise ValueError("unsupported conv for weight metrics (string padding or groups > 1)")
+    if isinstance(padding, str) or module.groups != 1 or isinstance(module, nn.Conv3d):
+        raise ValueError(
+            "unsupported conv for weight metrics (Conv3d, string padding or groups > 1)"
+        )
     cols = nn.functional.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
     return cols.transpose(1, 2)  # (N, P, C_in·k·k)
 
@@ -127,7 +169,7 @@ class Meter:
       model: any torch module (parameterized by `rn.parameterize` or not).
       probe_inputs: (N, ...) inputs on which representations are measured.
       metrics: names or groups ("default", "weights", "all"); see the module docstring.
-      layers: module names to hook; defaults to every Linear / Conv1d / Conv2d / Embedding.
+      layers: module names to hook; defaults to `measured_layers(model)`.
       power_iters: power-iteration steps per `measure()` for operator norms (warm-started).
       optimizer: the run's optimizer, whose per-layer LRs weight the NTK ("ntk_dist"): the
         kernel gradient descent actually follows, the same in every gauge.
@@ -162,10 +204,10 @@ class Meter:
     ):
         self.model = model
         self.x = probe_inputs
-        self.metrics = _expand(metrics)
+        self.metrics = expand_metrics(metrics)
         modules = dict(model.named_modules())
         if layers is None:
-            layers = [name for name, m in modules.items() if isinstance(m, _LAYER_TYPES)]
+            layers = measured_layers(model)
         unknown = [name for name in layers if name not in modules]
         if unknown:
             raise ValueError(f"layers {unknown} are not modules of the model")
@@ -177,7 +219,7 @@ class Meter:
         self._vectors: dict[str, torch.Tensor] = {}
         self._params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
         self._param_list = list(model.parameters())
-        self._w0 = {name: _weight_matrix(m).detach().clone() for name, m in self._modules.items()}
+        self._w0 = {name: weight_matrix(m).detach().clone() for name, m in self._modules.items()}
         self._w0_op = {}
         with torch.no_grad():
             h, xin, f = self._forward()
@@ -266,30 +308,19 @@ class Meter:
         Returns:
           A flat {key: float} dict (keys in the module docstring).
         """
-        wanted = self.metrics if metrics is None else _expand(metrics)
+        wanted = self.metrics if metrics is None else expand_metrics(metrics)
         seen, self._seen = self._seen, None
         if seen is not None and self._seen_version == self._weights_version():
             h, xin, f = seen  # passive: the representations the training forward saw
         else:
             h, xin, f = self._forward()
-        out: dict[str, torch.Tensor] = {}
-        for name in self.layers:
-            numel = h[name].numel()
-            if "h_rms" in wanted:
-                out[f"h_rms/{name}"] = torch.linalg.vector_norm(h[name]) / numel**0.5
-            if "dh" in wanted or "dh_rms" in wanted:
-                norms = _per_example_norm(h[name] - self._h0[name])  # (N,)
-                out[f"dh/{name}"] = norms.mean()
-                out[f"dh_rms/{name}"] = torch.linalg.vector_norm(norms) / numel**0.5
+        out = representation_metrics({n: h[n] for n in self.layers}, self._h0, f, self._f0, wanted)
         if "f0" in wanted:
             out["f0"] = self.f0_norm
-        if "df" in wanted or "lin_gap" in wanted:
-            df = _per_example_norm(f - self._f0).mean()
-            if "df" in wanted:
-                out["df"] = df
         if any(m in wanted for m in WEIGHT_METRICS):
             self._weight_metrics(wanted, xin, out)
         if "lin_gap" in wanted:
+            df = _per_example_norm(f - self._f0).mean()
             out["lin_gap"] = _per_example_norm(f - self._linearized()).mean() / df
         if "grad_h" in wanted:
             out.update(self._backward_signals())
@@ -303,7 +334,7 @@ class Meter:
 
     def _weight_metrics(self, wanted, xin, out) -> None:
         for name, module in self._modules.items():
-            w = _weight_matrix(module).detach()
+            w = weight_matrix(module).detach()
             dw = w - self._w0[name]
             if "dW_fro" in wanted:
                 out[f"dW_fro/{name}"] = dw.norm()
@@ -316,7 +347,7 @@ class Meter:
                 grads = [p.grad for p in module.parameters() if p.grad is not None]
                 if grads:
                     out[f"grad/{name}"] = torch.stack([g.norm() for g in grads]).norm()
-            if isinstance(module, nn.Embedding) or not any(
+            if layout_of(module).applied == "lookup" or not any(
                 m in wanted for m in ("max_ratio", "align", "align_w0")
             ):
                 continue

@@ -1,9 +1,15 @@
 """Run a sweep: the pending runs of a spec, on local processes or Ray, into one store.
 
-Both backends execute `richness.train.run(config)` (which never raises: failures and
-divergences come back as outcomes) and the driver writes each outcome to the store in one
-transaction, so a killed sweep resumes exactly where it stopped: finished runs are skipped,
-a run that was `running` when the sweep died is redone, nothing is stored twice.
+Both backends execute jobs of `richness.ensemble.run_ensemble(configs)`: the runs of a job
+share a width and everything but seed, table and η0, and train as one vectorized ensemble
+(or one by one where they cannot); it never raises: failures and divergences come back as
+outcomes. The driver writes each run's outcome to the store in one transaction, so a killed
+sweep resumes exactly where it stopped: finished runs are skipped, a run that was `running`
+when the sweep died is redone, nothing is stored twice.
+
+Jobs are cut for load balance: an ensemble costs about members · width² per step, and each
+job gets at most 1/(2·workers) of the sweep's total (and at most `MAX_MEMBERS` runs), so the
+workers finish together; the costliest jobs go first.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from richness.ensemble import ensemble_key, run_ensemble
 from richness.sweep.spec import SweepSpec, expand
 from richness.sweep.store import Store, config_hash
 from richness.train import RunOutcome, run
 
-__all__ = ["run_sweep"]
+__all__ = ["MAX_MEMBERS", "jobs_of", "run_sweep"]
+
+MAX_MEMBERS = 64
+"""The most runs one vectorized job trains at once."""
 
 WORKER_DIED = "the worker process running this config died (killed, out of memory or crashed)"
 
@@ -31,23 +41,51 @@ def _label(config: dict[str, Any]) -> str:
     return f"n={config['width']} {point} seed={config['seed']}"
 
 
+def _cost(config: dict[str, Any]) -> int:
+    return int(config["width"]) ** 2
+
+
+def jobs_of(configs: list[dict], workers: int, ensemble: bool = True) -> list[list[dict]]:
+    """Configs grouped into jobs: ensembles of runs that can train together, cut to balance.
+
+    Args:
+      configs: resolved run configs.
+      workers: how many jobs run at once.
+      ensemble: False gives one job per run (every run trained alone).
+
+    Returns:
+      Jobs, costliest first; every config in exactly one job.
+    """
+    if not ensemble:
+        return sorted(([c] for c in configs), key=lambda job: -_cost(job[0]))
+    groups: dict[str, list[dict]] = {}
+    for config in configs:
+        groups.setdefault(ensemble_key(config), []).append(config)
+    share = sum(map(_cost, configs)) / (2 * max(1, workers))
+    jobs = []
+    for group in groups.values():
+        size = int(min(MAX_MEMBERS, max(1, share // _cost(group[0]))))
+        jobs += [group[i : i + size] for i in range(0, len(group), size)]
+    return sorted(jobs, key=lambda job: -len(job) * _cost(job[0]))
+
+
 def _worker_init(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
 
 
-def _local(configs: list[dict], workers: int, threads: int) -> Iterator[tuple[dict, RunOutcome]]:
-    """Runs configs on `workers` spawned processes; yields (config, outcome) as they finish.
+def _local(jobs: list[list[dict]], workers: int, threads: int) -> Iterator[tuple[dict, RunOutcome]]:
+    """Runs jobs on `workers` spawned processes; yields (config, outcome) as they finish.
 
     A worker that dies (killed, out of memory, a crash in native code) breaks the pool: every
-    unfinished run is then retried alone in a fresh process, and one that kills that process
-    too is reported as failed, so one bad run cannot stop the sweep.
+    run of an unfinished job is then retried alone in a fresh process, and one that kills that
+    process too is reported as failed, so one bad run cannot stop the sweep.
     """
     if workers <= 1:
         _worker_init(threads)
-        for config in configs:
-            yield config, run(config)
+        for job in jobs:
+            yield from zip(job, run_ensemble(job), strict=True)
         return
     context = multiprocessing.get_context("spawn")  # fork after torch threads start can hang
 
@@ -58,15 +96,15 @@ def _local(configs: list[dict], workers: int, threads: int) -> Iterator[tuple[di
 
     retry: list[dict] = []
     with pool(workers) as executor:
-        pending = {executor.submit(run, config): config for config in configs}
+        pending = {executor.submit(run_ensemble, job): job for job in jobs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                config = pending.pop(future)
+                job = pending.pop(future)
                 try:
-                    yield config, future.result()
+                    yield from zip(job, future.result(), strict=True)
                 except BrokenProcessPool:
-                    retry.append(config)
+                    retry += job
     # after a worker died, every run that was unfinished is retried alone, one process each
     # time, so the run that kills its process is found and failed, and the others finish
     for config in retry:
@@ -78,9 +116,9 @@ def _local(configs: list[dict], workers: int, threads: int) -> Iterator[tuple[di
 
 
 def _ray(
-    configs: list[dict], address: str | None, threads: int
+    jobs: list[list[dict]], address: str | None, threads: int
 ) -> Iterator[tuple[dict, RunOutcome]]:
-    """Runs configs as Ray tasks (retried if a worker dies); yields outcomes as they finish."""
+    """Runs jobs as Ray tasks (retried if a worker dies); yields outcomes as they finish."""
     import ray
 
     started_here = not ray.is_initialized()
@@ -88,16 +126,16 @@ def _ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
 
     @ray.remote(max_retries=2, num_cpus=1)
-    def remote_run(config: dict) -> RunOutcome:
+    def remote_job(job: list[dict]) -> list[RunOutcome]:
         _worker_init(threads)
-        return run(config)
+        return run_ensemble(job)
 
     try:
-        refs = {remote_run.remote(config): config for config in configs}
+        refs = {remote_job.remote(job): job for job in jobs}
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:
-                yield refs.pop(ref), ray.get(ref)
+                yield from zip(refs.pop(ref), ray.get(ref), strict=True)
     finally:
         if started_here:
             ray.shutdown()
@@ -111,6 +149,7 @@ def run_sweep(
     workers: int | None = None,
     address: str | None = None,
     threads: int = 1,
+    ensemble: bool = True,
     progress: bool = True,
     on_outcome: Callable[[dict, RunOutcome], None] | None = None,
 ) -> dict[str, int]:
@@ -123,6 +162,8 @@ def run_sweep(
       workers: local processes (default: all cores, at most the number of runs).
       address: Ray cluster address (None starts a local cluster).
       threads: intra-op threads per run (1 per process uses every core without oversubscribing).
+      ensemble: train runs that share a width as vectorized ensembles (`richness.ensemble`);
+        False trains every run alone.
       progress: show a progress bar (runs done / total, ETA, the run that just finished).
       on_outcome: called with each (config, outcome) after it is stored.
 
@@ -150,9 +191,11 @@ def run_sweep(
         store.mark_running(config_hash(config), config, sweep=spec.name)
     if backend == "local":
         n = min(workers or os.cpu_count() or 1, max(1, len(todo)))
-        outcomes = _local(todo, n, threads)
+        jobs = jobs_of(todo, n, ensemble)
+        outcomes = _local(jobs, min(n, len(jobs)), threads)
     else:
-        outcomes = _ray(todo, address, threads)
+        ray_workers = workers or os.cpu_count() or 1
+        outcomes = _ray(jobs_of(todo, ray_workers, ensemble), address, threads)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -1,0 +1,143 @@
+"""Vectorized ensembles equal training each member alone (float64, 1e-10 relative)."""
+
+import math
+
+import pytest
+
+from richness.ensemble import ensemble_key, run_ensemble, train_ensemble, vectorizable
+from richness.sweep.runner import jobs_of
+from richness.train import run
+
+TOL = 1e-10
+
+
+def _config(r=0.25, seed=0, *, kind="sgd", model="mlp", width=48, lr=0.1, **train):
+    return {
+        "model": {"kind": model, "depth": 3, "bias": False} if model == "mlp" else {"kind": model},
+        "data": {"kind": "digits", "n_train": 128, "n_test": 32, "n_probe": 16, "seed": 0},
+        "width": width,
+        "r": r,
+        "preset": None,
+        "gauge": "stp",
+        "gamma": 1.0,
+        "base_width": 16,
+        "optimizer": "sgd" if kind == "sgd" else "adam",
+        "seed": seed,
+        "center": True,
+        "train": {
+            "kind": kind,
+            "lr": lr,
+            "momentum": 0.0,
+            "weight_decay": 0.0,
+            "steps": 6,
+            "batch_size": 32,
+            "loss_bound": 1e6,
+            **train,
+        },
+        "measure": {"steps": [0, 1, 3, 6], "metrics": ["default"]},
+        "dtype": "float64",
+        "device": "cpu",
+    }
+
+
+def _by_key(outcome):
+    return {(step, layer, q): v for step, layer, q, v in outcome.rows}
+
+
+def _assert_same(together, alone):
+    assert len(together) == len(alone)
+    for a, b in zip(together, alone, strict=True):
+        assert (a.status, a.diverged_step) == (b.status, b.diverged_step), b.error
+        rows_a, rows_b = _by_key(a), _by_key(b)
+        assert rows_a.keys() == rows_b.keys()
+        for key, value in rows_b.items():
+            assert math.isclose(rows_a[key], value, rel_tol=TOL, abs_tol=1e-300), key
+
+
+MEMBERS = [
+    {"r": 0.0, "seed": 0},
+    {"r": 0.25, "seed": 1},
+    {"r": 0.5, "seed": 2, "gauge": "mup"},
+    {"r": None, "preset": "ntp", "gauge": None, "seed": 3},
+    {"r": 0.5, "seed": 0, "gauge": "rescaling", "gamma": 2.0},
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "lr", "train"),
+    [
+        ("sgd", 0.2, {}),
+        ("sgd", 0.1, {"momentum": 0.9, "weight_decay": 1e-2}),
+        ("sgd", 0.1, {"momentum": 0.9, "batch_size": None}),
+        ("adam", 3e-3, {"weight_decay": 1e-3}),
+        ("adamw", 3e-3, {"weight_decay": 0.1}),
+    ],
+)
+def test_ensemble_equals_members_alone(kind, lr, train):
+    configs = []
+    for i, member in enumerate(MEMBERS):
+        config = _config(kind=kind, lr=lr * (1 + 0.5 * i), **train)
+        configs.append({**config, **member})
+    assert len({ensemble_key(c) for c in configs}) == 1
+    _assert_same(train_ensemble(configs), [run(c) for c in configs])
+
+
+def test_cnn_ensemble_equals_members_alone():
+    configs = [_config(r, seed, model="cnn", width=8) for r, seed in [(0.0, 0), (0.5, 1)]]
+    for config in configs:
+        config["data"] = {**config["data"], "as_images": True}
+    _assert_same(train_ensemble(configs), [run(c) for c in configs])
+
+
+def test_a_diverging_member_stops_alone_and_the_others_go_on():
+    configs = [_config(0.5, 0, lr=0.1), _config(0.5, 1, lr=1e4), _config(0.0, 2, lr=0.1)]
+    together = train_ensemble(configs)
+    assert [o.status for o in together] == ["done", "diverged", "done"]
+    _assert_same(together, [run(c) for c in configs])
+
+
+def test_runs_that_need_per_member_metrics_train_alone():
+    config = _config()
+    config["measure"] = {"steps": [6], "metrics": ["default", "weights"]}
+    assert "per member" in vectorizable(config)
+    assert vectorizable(_config()) is None
+    with pytest.raises(ValueError, match="per member"):
+        train_ensemble([config, {**config, "seed": 1}])
+    outcomes = run_ensemble([config, {**config, "seed": 1}])
+    assert {q for _, _, q, _ in outcomes[0].rows} >= {"dW_op", "max_ratio"}
+
+
+def test_configs_that_differ_beyond_member_fields_are_refused():
+    with pytest.raises(ValueError, match="differ only"):
+        train_ensemble([_config(width=32), _config(width=64)])
+
+
+def test_jobs_cover_every_run_once_and_balance_the_cost():
+    configs = [_config(r, s, width=w) for w in (32, 64, 512) for r in (0, 0.5) for s in range(4)]
+    jobs = jobs_of(configs, workers=2)
+    flat = [id(c) for job in jobs for c in job]
+    assert sorted(flat) == sorted(map(id, configs))
+    for job in jobs:
+        assert len({ensemble_key(c) for c in job}) == 1
+    costs = [len(job) * job[0]["width"] ** 2 for job in jobs]
+    assert costs == sorted(costs, reverse=True)
+    assert max(costs) <= sum(costs) / 4  # no job holds more than 1/(2·workers) of the work
+    assert all(len(job) == 1 for job in jobs_of(configs, workers=2, ensemble=False))
+
+
+def test_bf16_trains_close_to_float32_and_measures_in_float32():
+    base = {**_config(0.5, 0, width=64), "dtype": "float32"}
+    full = run(base)
+    bf16 = run({**base, "precision": "bf16"})
+    together = train_ensemble(
+        [{**base, "precision": "bf16"}, {**base, "seed": 1, "precision": "bf16"}]
+    )
+    a, b, c = _by_key(full), _by_key(bf16), _by_key(together[0])
+    assert a.keys() == b.keys() == c.keys()
+    assert a[(0, "layers.0", "h_rms")] == b[(0, "layers.0", "h_rms")]  # init: no bf16 anywhere
+    for key in [(6, "layers.1", "dh"), (6, "", "df"), (6, "", "loss")]:
+        assert b[key] == pytest.approx(a[key], rel=0.05)
+        assert c[key] == pytest.approx(b[key], rel=1e-4)
+    failed = run({**base, "precision": "fp8"})
+    assert failed.status == "failed"
+    assert "precision='fp8' is not one of" in failed.error
