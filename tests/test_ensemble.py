@@ -89,6 +89,26 @@ def test_cnn_ensemble_equals_members_alone():
     _assert_same(train_ensemble(configs), [run(c) for c in configs])
 
 
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        ({"kind": "resmlp", "depth": 2}, {}),
+        (
+            {"kind": "transformer", "depth": 1, "n_heads": 2},
+            {"kind": "chars", "n_train": 16, "n_test": 8, "n_probe": 8, "seq_len": 8},
+        ),
+    ],
+)
+def test_residual_and_transformer_ensembles_equal_members_alone(model, data):
+    configs = []
+    for r, seed in [(0.0, 0), (0.5, 1)]:
+        config = _config(r, seed, width=16, lr=0.01)
+        config["model"] = model
+        config["data"] = {**config["data"], **data}
+        configs.append(config)
+    _assert_same(train_ensemble(configs), [run(c) for c in configs])
+
+
 def test_a_diverging_member_stops_alone_and_the_others_go_on():
     configs = [_config(0.5, 0, lr=0.1), _config(0.5, 1, lr=1e4), _config(0.0, 2, lr=0.1)]
     together = train_ensemble(configs)
