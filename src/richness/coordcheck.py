@@ -5,7 +5,10 @@ the model's first and last layers), measures it with the Meter and fits the widt
 like microsoft/mup's coordinate check but with slopes, confidence intervals and the theory's
 prediction side by side (THEORY.md §4, C1–C5). With a table (`p`) the model is parameterized
 first; without one it is trained as it is, with one plain learning rate, so the check judges
-the user's own parameterization (e.g. SP: ‖Δf‖ grows with width, C9).
+the user's own parameterization (e.g. SP: ‖Δf‖ grows with width, C9). A model whose first
+weight layer is an embedding (a language model; Hugging Face models through
+`richness.nn.hf.Logits`) is fed uniformly random token ids of its vocabulary, with N(0, 1/O)
+targets for its O outputs (unit norm per example, whatever the vocabulary and length).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import torch
 from torch import nn
 
 from richness.analysis.fits import fit_exponents
-from richness.data import load_dataset
+from richness.data import Dataset, load_dataset
 from richness.measure.meter import Meter
 from richness.nn import optimizer, parameterize
+from richness.nn.layers import layout_of
 from richness.scaling import Parameterization
 from richness.train import train
 
@@ -51,17 +55,55 @@ def load_factory(path: str) -> Callable[[int], nn.Module]:
         raise ValueError(f"factory={path!r} can't be imported: {err}") from None
 
 
-_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
-
-
-def _io_sizes(model: nn.Module) -> tuple[int, int]:
-    layers = [m for m in model.modules() if isinstance(m, _LAYERS)]
+def _io_sizes(model: nn.Module) -> tuple[int, int, bool]:
+    """(d_in or vocabulary size, d_out, whether the model reads token ids)."""
+    layers = [m for m in model.modules() if layout_of(m) is not None]
     if not layers:
         raise ValueError("the model has no Linear, Conv or Embedding layer to check")
-    first, last = layers[0], layers[-1]
-    d_in = first.in_features if isinstance(first, nn.Linear) else first.weight.shape[1]
-    d_out = last.out_features if isinstance(last, nn.Linear) else last.weight.shape[0]
-    return d_in, d_out
+    first, last = layout_of(layers[0]), layout_of(layers[-1])
+    tokens = first.fan_in_dim is None
+    d_in = layers[0].weight.shape[1 - first.fan_out_dim if tokens else first.fan_in_dim]
+    return d_in, layers[-1].weight.shape[last.fan_out_dim], tokens
+
+
+def _vector_data(shape: tuple[int, ...], d_out: int, n_train: int, n_probe: int) -> Dataset:
+    """The synthetic teacher's data (seed 0), inputs reshaped to `shape`."""
+    data = load_dataset(
+        "synthetic",
+        n_train=n_train,
+        n_test=0,
+        n_probe=n_probe,
+        d_in=math.prod(shape),
+        d_out=d_out,
+        seed=0,
+    )
+    return Dataset(
+        x_train=data.x_train.reshape(-1, *shape),
+        y_train=data.y_train,
+        x_test=data.x_test.reshape(-1, *shape),
+        y_test=data.y_test,
+        x_probe=data.x_probe.reshape(-1, *shape),
+        name=data.name,
+    )
+
+
+def _token_data(
+    model: nn.Module, vocab: int, shape: tuple[int, ...], n_train: int, n_probe: int
+) -> Dataset:
+    """Random token ids (N, *shape) and N(0, 1/O) targets for the model's O outputs (seed 0)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, vocab, (n_train + n_probe, *shape), generator=g)
+    with torch.no_grad():
+        d_out = model(x[:1]).flatten(1).shape[1]
+    y = torch.randn(n_train + n_probe, d_out, generator=g) / d_out**0.5  # ‖y_i‖ ≈ 1
+    return Dataset(
+        x_train=x[:n_train],
+        y_train=y[:n_train],
+        x_test=x[:0],
+        y_test=y[:0],
+        x_probe=x[n_train:],
+        name="random-tokens",
+    )
 
 
 def coord_check(
@@ -87,7 +129,8 @@ def coord_check(
       steps: SGD steps per run.
       lr: η0.
       seeds: init seeds (the data is the same for every run).
-      input_shape: one input's shape; default (d_in,) from the first Linear layer.
+      input_shape: one input's shape; default (d_in,) from the first Linear layer, or (16,)
+        (the sequence length) for a model that reads token ids.
       n_train, n_probe: training and probe points.
       center: train f − f0.
 
@@ -103,26 +146,13 @@ def coord_check(
     if not lr > 0:
         raise ValueError(f"lr={lr} must be > 0")
     probe_model = factory(widths[0])
-    d_in, d_out = _io_sizes(probe_model)
-    shape = tuple(input_shape) if input_shape else (d_in,)
-    data = load_dataset(
-        "synthetic",
-        n_train=n_train,
-        n_test=0,
-        n_probe=n_probe,
-        d_in=math.prod(shape),
-        d_out=d_out,
-        seed=0,
-    )
-    x_probe = data.x_probe.reshape(-1, *shape)
-    data = type(data)(
-        x_train=data.x_train.reshape(-1, *shape),
-        y_train=data.y_train,
-        x_test=data.x_test.reshape(-1, *shape),
-        y_test=data.y_test,
-        x_probe=x_probe,
-        name=data.name,
-    )
+    d_in, d_out, tokens = _io_sizes(probe_model)
+    shape = tuple(input_shape) if input_shape else (16,) if tokens else (d_in,)
+    if tokens:
+        data = _token_data(probe_model, d_in, shape, n_train, n_probe)
+    else:
+        data = _vector_data(shape, d_out, n_train, n_probe)
+    x_probe = data.x_probe
     run_rows, metric_rows = [], []
     for width in widths:
         for seed in seeds:

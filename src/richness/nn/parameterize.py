@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from richness.nn.hf import scale_attention
 from richness.nn.multiplier import Multiplier
 from richness.nn.roles import infer_roles
 from richness.scaling import Parameterization
@@ -49,9 +50,12 @@ def parameterize(
                  1/√f), so a base-relative table at the base width leaves the model unchanged;
       "keep":    the effective weights g·W are left exactly as they are.
     Vectors keep their effective values (norm gains 1), except that "normal" zeroes biases.
+    Attention modules of registered types (Hugging Face GPT-2 and BERT; see `richness.nn.hf`)
+    get the table's attention logit scale, 1/d_head at r = 1/2 (THEORY.md §5).
 
     Args:
-      model: any torch module (Linear, Conv1d/2d/3d, Embedding, biases, norm gains).
+      model: any torch module (Linear, Conv1d/2d/3d, Embedding, Hugging Face's Conv1D, types
+        declared with `rn.nn.register_layer_type`, biases, norm gains).
       p: the table (`rn.richness(...)` or `rn.preset(...)`).
       base: the same architecture at another width, to read roles; None reads by position.
       roles: explicit roles by parameter or module name (see `infer_roles`).
@@ -116,6 +120,7 @@ def parameterize(
             if info.matrix and init == "rescale":
                 effective = effective * (s.multiplier * s.init_std * info.fan_in**0.5)
             setattr(module, info.attr, effective)
+    scale_attention(model, p)
     model._richness_table = p  # read by rn.optimizer and tables
     return model
 

@@ -1,6 +1,7 @@
 """Which weight tensors scale with width, and how: the role of every parameter.
 
-Implements: THEORY.md §1. A matrix-like weight (Linear, Conv1d/2d/3d, Embedding) is
+Implements: THEORY.md §1. A matrix-like weight (Linear, Conv1d/2d/3d, Embedding, Hugging Face's
+Conv1D, or any type declared with `register_layer_type`, see `richness.nn.layers`) is
   input  if only its fan-out scales with width (first layer, embeddings, depthwise convs),
   hidden if fan-in and fan-out scale,
   output if only its fan-in scales (the readout).
@@ -12,6 +13,10 @@ Three ways to read roles, in order of precedence: explicit `roles={name: role}`,
 with a `base` copy of the model at another width (the dimensions that differ are the width
 dimensions; what microsoft/mup's set_base_shapes does), or position (first matrix-like weight
 is input, last is output, the rest hidden; mupify's rule).
+
+A parameter shared by two modules (tied input and output embeddings, as in GPT-2) is refused:
+the two uses have different roles, so they need different multipliers and learning rates.
+Untie it first (`richness.nn.hf.untie`); the tied variant is not supported.
 """
 
 from __future__ import annotations
@@ -21,11 +26,10 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from richness.nn.layers import layout_of
 from richness.scaling import ROLES
 
 __all__ = ["ParamRole", "infer_roles"]
-
-_MATRIX_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Embedding)
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,8 @@ class ParamRole:
       module: the owning module's name.
       attr: "weight", "bias", ...
       role: "input", "hidden", "output", or None for a width-independent parameter.
-      fan_in: C_in · prod(kernel) for Linear/Conv weights, 1 for embeddings and vectors.
+      fan_in: C_in · prod(kernel) for Linear/Conv weights (the layout's fan-in), 1 for
+        embeddings and vectors.
       width: the size of the dimension that scales with width (n for this model).
       matrix: whether it is a weight matrix (initialized from the table) or a vector
         (bias, norm gain: keeps its zero / one init).
@@ -52,19 +57,6 @@ class ParamRole:
     matrix: bool
 
 
-def _matrix_dims(module: nn.Module) -> tuple[int, int | None]:
-    """(fan-out dim, fan-in dim) of a matrix-like module's weight; Embedding has no fan-in dim."""
-    if isinstance(module, nn.Embedding):
-        return 1, None
-    return 0, 1
-
-
-def _fan_in(module: nn.Module, shape: tuple[int, ...]) -> int:
-    if isinstance(module, nn.Embedding):
-        return 1
-    return math.prod(shape[1:])
-
-
 def _entries(model: nn.Module) -> list[tuple[str, str, nn.Module, str, tuple[int, ...]]]:
     """(param name, module name, module, attr, shape) for every directly owned parameter."""
     out = []
@@ -73,6 +65,21 @@ def _entries(model: nn.Module) -> list[tuple[str, str, nn.Module, str, tuple[int
             full = f"{mod_name}.{attr}" if mod_name else attr
             out.append((full, mod_name, module, attr, tuple(param.shape)))
     return out
+
+
+def _check_untied(entries: list) -> None:
+    """Raises if one parameter tensor is owned by two modules (tied weights)."""
+    owners: dict[int, str] = {}
+    for full, _, module, attr, _ in entries:
+        key = id(getattr(module, attr))
+        if key in owners:
+            raise ValueError(
+                f"parameter {full!r} is tied to {owners[key]!r} (the same tensor): the two uses "
+                "have different roles (an embedding is input, a readout output), so they need "
+                "different multipliers and learning rates; untie them first, e.g. "
+                "richness.nn.hf.untie(model) or build the model with tie_word_embeddings=False"
+            )
+        owners[key] = full
 
 
 def _layer_list(entries: list) -> str:
@@ -97,14 +104,16 @@ def infer_roles(
       {parameter name: ParamRole}.
 
     Raises:
-      ValueError: an explicit role is unknown or names no parameter; the base model has
-        different parameters; a weight has no dimension that scales with width; fewer than
-        two matrix-like weights when reading roles by position.
+      ValueError: an explicit role is unknown or names no parameter; two modules share a
+        parameter (tied weights); the base model has different parameters; a weight has no
+        dimension that scales with width; fewer than two matrix-like weights when reading
+        roles by position.
       TypeError: a parameter belongs to a module type whose role can't be read.
     """
     entries = _entries(model)
     if not entries:
         raise ValueError("model has no parameters to parameterize")
+    _check_untied(entries)
     explicit = dict(roles or {})
     allowed = (*ROLES, "fixed")
     known = {e[0] for e in entries} | {e[1] for e in entries}
@@ -125,19 +134,20 @@ def infer_roles(
                 f"only in model {sorted({e[0] for e in entries} - set(base_shapes))}, "
                 f"only in base {sorted(set(base_shapes) - {e[0] for e in entries})}"
             )
-    matrix_entries = [e for e in entries if isinstance(e[2], _MATRIX_MODULES) and e[3] == "weight"]
+    matrix_entries = [e for e in entries if layout_of(e[2]) is not None and e[3] == "weight"]
     out: dict[str, ParamRole] = {}
     for full, mod_name, module, attr, shape in entries:
-        is_matrix = isinstance(module, _MATRIX_MODULES) and attr == "weight"
+        layout = layout_of(module) if attr == "weight" else None
+        is_matrix = layout is not None
         if not is_matrix and len(shape) > 1:
             raise TypeError(
                 f"parameter {full!r} {list(shape)} belongs to {type(module).__name__}, whose "
                 "role can't be read; pass roles={" + repr(full) + ": 'input'|'hidden'|'output'}"
             )
-        fan_in = _fan_in(module, shape) if is_matrix else 1
+        fan_in = layout.fan_in(shape) if layout is not None else 1
         explicit_role = explicit.get(full, explicit.get(mod_name))
-        if is_matrix:
-            out_dim, in_dim = _matrix_dims(module)
+        if layout is not None:
+            out_dim, in_dim = layout.fan_out_dim, layout.fan_in_dim
             if explicit_role is not None:
                 role = explicit_role
             elif base_shapes is not None:
@@ -150,10 +160,9 @@ def infer_roles(
                         "at another width) or roles={name: role}"
                     )
                 index = [e[0] for e in matrix_entries].index(full)
-                is_embedding = isinstance(module, nn.Embedding)
                 role = (
                     "input"
-                    if index == 0 or is_embedding
+                    if index == 0 or in_dim is None  # an embedding reads integer ids
                     else "output"
                     if index == len(matrix_entries) - 1
                     else "hidden"

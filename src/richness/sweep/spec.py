@@ -31,10 +31,24 @@ class _Strict(BaseModel):
 class ModelSpec(_Strict):
     """The architecture; `width` comes from the sweep."""
 
-    kind: Literal["mlp", "linear", "cnn", "factory"] = "mlp"
-    depth: int = Field(3, ge=2, description="weight layers (mlp) or conv layers (cnn)")
+    kind: Literal["mlp", "linear", "cnn", "resmlp", "transformer", "factory"] = "mlp"
+    depth: int = Field(
+        3,
+        ge=1,
+        description="weight layers (mlp, ≥ 2), conv layers (cnn), blocks (resmlp, transformer)",
+    )
     activation: Literal["linear", "relu", "tanh", "erf", "gelu"] = "relu"
     bias: bool = False
+    branch_multiplier: float | None = Field(
+        None, gt=0, description="resmlp: β of h + β·branch (None: 1/√depth)"
+    )
+    n_heads: int | None = Field(
+        None, ge=1, description="transformer: heads, fixed as width grows (default 4)"
+    )
+    d_head: int | None = Field(
+        None, ge=1, description="transformer: head size, fixed as width grows (instead of n_heads)"
+    )
+    tie_embeddings: bool | None = Field(None, description="transformer: readout by the embedding")
     factory: str | None = Field(None, description="'module:function', f(width) -> nn.Module")
     d_in: int | None = Field(None, ge=1, description="ignored: taken from the data")
     d_out: int | None = Field(None, ge=1, description="ignored: taken from the data")
@@ -43,6 +57,21 @@ class ModelSpec(_Strict):
     def _factory_named(self) -> ModelSpec:
         if self.kind == "factory" and not (self.factory and ":" in self.factory):
             raise ValueError("model.factory must be 'module:function' when kind is 'factory'")
+        if self.kind == "mlp" and self.depth < 2:
+            raise ValueError(f"model.depth={self.depth} must be ≥ 2 for kind 'mlp'")
+        only = {
+            "branch_multiplier": "resmlp",
+            "n_heads": "transformer",
+            "d_head": "transformer",
+            "tie_embeddings": "transformer",
+        }
+        for name, kind in only.items():
+            if getattr(self, name) is not None and self.kind != kind:
+                raise ValueError(f"model.{name} applies to kind {kind!r} only, not {self.kind!r}")
+        if self.n_heads is not None and self.d_head is not None:
+            raise ValueError("give model.n_heads or model.d_head, not both")
+        if self.kind == "transformer" and "activation" in self.model_fields_set:
+            raise ValueError("model.activation does not apply to kind 'transformer' (GELU MLPs)")
         return self
 
     def layer_names(self) -> list[str]:
@@ -52,6 +81,14 @@ class ModelSpec(_Strict):
             return [f"layers.{i}" for i in range(depth)]
         if self.kind == "cnn":
             return [f"convs.{i}" for i in range(self.depth)] + ["readout"]
+        if self.kind == "resmlp":
+            fcs = [f"blocks.{i}.{fc}" for i in range(self.depth) for fc in ("fc1", "fc2")]
+            return ["stem", *fcs, "readout"]
+        if self.kind == "transformer":
+            per_block = ("attn.q", "attn.k", "attn.v", "attn.o", "mlp.fc", "mlp.proj")
+            blocks = [f"blocks.{i}.{layer}" for i in range(self.depth) for layer in per_block]
+            readout = [] if self.tie_embeddings else ["readout"]
+            return ["tok_emb", "pos_emb", *blocks, *readout]
         return _factory_layers(self.factory or "")
 
 
@@ -59,7 +96,7 @@ class DataSpec(_Strict):
     """The data set (see `richness.data.load_dataset`); extra keys go to its loader."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
-    kind: Literal["digits", "synthetic", "cifar10"] = "digits"
+    kind: Literal["digits", "synthetic", "cifar10", "chars"] = "digits"
     n_train: int = Field(256, ge=1)
     n_test: int | None = Field(256, ge=0)
     n_probe: int = Field(128, ge=1)
@@ -99,6 +136,9 @@ class SweepSpec(_Strict):
     center: bool = Field(True, description="train f − f0 (research/notes.md)")
     measure: MeasureSpec = MeasureSpec()
     dtype: Literal["float32", "float64"] = "float32"
+    precision: Literal["full", "bf16"] = Field(
+        "full", description="bf16: bfloat16 matmuls in training (train.autocast), float32 rest"
+    )
     device: Literal["cpu", "cuda"] = "cpu"
     loss_bound: float = Field(1e6, gt=0, description="a loss above this marks the run diverged")
 
@@ -143,6 +183,10 @@ class SweepSpec(_Strict):
         steps = self.measure.steps
         if steps is not None and any(s < 0 or s > self.steps for s in steps):
             raise ValueError(f"measure.steps must lie in [0, steps={self.steps}], got {steps}")
+        if self.precision == "bf16" and self.dtype != "float32":
+            raise ValueError(
+                f"precision 'bf16' needs dtype 'float32' master weights, got {self.dtype!r}"
+            )
         return self
 
     def resolved_base_width(self) -> int | None:
@@ -152,18 +196,17 @@ class SweepSpec(_Strict):
 
 
 def _factory_layers(factory: str) -> list[str]:
-    """Linear / Conv / Embedding module names of a user factory's model, built at width 8."""
+    """The Meter's layers (`measured_layers`) of a user factory's model, built at width 8."""
     import importlib
 
-    from torch import nn
+    from richness.measure.meter import measured_layers
 
     module_name, _, fn_name = factory.partition(":")
     try:
         fn = getattr(importlib.import_module(module_name), fn_name)
     except (ImportError, AttributeError) as err:
         raise ValueError(f"model.factory={factory!r} can't be imported: {err}") from None
-    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding)
-    return [name for name, m in fn(8).named_modules() if isinstance(m, kinds)]
+    return measured_layers(fn(8))
 
 
 def _format_errors(err: ValidationError) -> str:
@@ -241,6 +284,8 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
                 "device": spec.device,
             }
         )
+        if spec.precision != "full":  # absent when full: older stores keep their run hashes
+            configs[-1]["precision"] = spec.precision
     return configs
 
 
