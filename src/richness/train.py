@@ -83,10 +83,24 @@ def build_model(spec: dict[str, Any], width: int, data: Dataset) -> nn.Module:
         return models.LinearNet(d_in=math.prod(data.input_shape), width=width, d_out=data.d_out)
     if kind == "cnn":
         return models.CNN(data.input_shape[0], width=width, n_classes=data.d_out, **kw)
+    if kind == "resmlp":
+        return models.ResMLP(d_in=math.prod(data.input_shape), width=width, d_out=data.d_out, **kw)
+    if kind == "transformer":  # token data: x (N, T) ids, n_classes = V (load_dataset "chars")
+        if data.n_classes is None or data.x_train.is_floating_point():
+            raise ValueError(
+                f"model.kind='transformer' needs token data (chars), got {data.name!r}"
+            )
+        kw.pop("activation", None)  # the spec's default; the transformer's MLPs use GELU
+        n_heads = kw.pop("n_heads", None if "d_head" in kw else 4)
+        seq_len = data.input_shape[0]
+        return models.Transformer(data.n_classes, width, n_heads=n_heads, seq_len=seq_len, **kw)
     if kind == "factory":
         module_name, _, fn_name = spec["factory"].partition(":")
         return getattr(importlib.import_module(module_name), fn_name)(width)
-    raise ValueError(f"model.kind={kind!r} is not one of 'mlp', 'linear', 'cnn', 'factory'")
+    raise ValueError(
+        f"model.kind={kind!r} is not one of 'mlp', 'linear', 'cnn', 'resmlp', 'transformer', "
+        "'factory'"
+    )
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
@@ -148,7 +162,9 @@ def train(
             test = 0.5 * (prediction - y_test).pow(2).sum(1).mean()
             outcome.rows.append((step, "", "test_loss", float(test)))
             if data.n_classes:
-                hits = prediction.argmax(1) == y_test.argmax(1)
+                per_class = (len(y_test), -1, data.n_classes)  # (N, positions, classes)
+                guess = prediction.reshape(per_class).argmax(-1)
+                hits = guess == y_test.reshape(per_class).argmax(-1)
                 outcome.rows.append((step, "", "test_acc", float(hits.float().mean())))
 
     mixed = autocast(precision, x_train.device)
@@ -243,8 +259,8 @@ def build_optimizer(config: dict[str, Any], model: nn.Module) -> torch.optim.Opt
 
 
 def flattens(config: dict[str, Any]) -> bool:
-    """Whether the run's model takes flat vectors (MLP, linear net) rather than images."""
-    return config["model"].get("kind", "mlp") in ("mlp", "linear")
+    """Whether the run's model takes flat vectors (MLP, linear net, residual MLP), not images."""
+    return config["model"].get("kind", "mlp") in ("mlp", "linear", "resmlp")
 
 
 def _run(config: dict[str, Any]) -> RunOutcome:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
-__all__ = ["CNN", "MLP", "LinearNet", "activation_fn"]
+from richness.nn.transformer import Transformer
+
+__all__ = ["CNN", "MLP", "LinearNet", "ResMLP", "Transformer", "activation_fn"]
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "linear": lambda x: x,
@@ -78,6 +81,63 @@ class LinearNet(MLP):
 
     def __init__(self, d_in: int, width: int, d_out: int = 1):
         super().__init__(d_in, width, d_out, depth=3, activation="linear", bias=False)
+
+
+class ResMLP(nn.Module):
+    """Residual MLP: stem, `depth` residual blocks with two-layer branches, readout.
+
+    h_0 = W_in x;  h_ℓ = h_{ℓ−1} + β · W2_ℓ φ(W1_ℓ h_{ℓ−1}) for ℓ = 1..depth;  f = W_out h_L.
+    `stem` is input-role, every `blocks[ℓ].fc1` / `.fc2` (n → n) hidden, `readout` output-role
+    (THEORY.md §1). The branch multiplier β is a fixed constant, not a width law: β = 1/√depth
+    (the default, depth-μP's branch scale, arXiv:2310.02244) keeps the residual stream's
+    coordinates Θ(1) as depth grows (h_L² ≈ h_0² (1 + β² c)^depth with c = Θ(1)); β = 1 is the
+    plain ResNet, whose stream grows with depth. Width scaling is the library's (any table).
+
+    Args:
+      d_in, width, d_out: sizes.
+      depth: number of residual blocks (≥ 1).
+      branch_multiplier: β; None means 1/√depth.
+      activation: the branch nonlinearity φ (see `activation_fn`).
+      bias: whether layers have biases.
+
+    Shapes: x (N, d_in) → f (N, d_out).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        width: int,
+        d_out: int,
+        depth: int = 4,
+        branch_multiplier: float | None = None,
+        activation: str = "relu",
+        bias: bool = False,
+    ):
+        super().__init__()
+        _check_sizes(d_in=d_in, width=width, d_out=d_out, depth=depth)
+        beta = depth**-0.5 if branch_multiplier is None else branch_multiplier
+        if not (isinstance(beta, int | float) and math.isfinite(beta) and beta > 0):
+            raise ValueError(f"branch_multiplier={branch_multiplier!r} must be a number > 0")
+        self.branch_multiplier = float(beta)
+        self.phi = activation_fn(activation)
+        self.activation = activation
+        self.stem = nn.Linear(d_in, width, bias=bias)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "fc1": nn.Linear(width, width, bias=bias),
+                    "fc2": nn.Linear(width, width, bias=bias),
+                }
+            )
+            for _ in range(depth)
+        )
+        self.readout = nn.Linear(width, d_out, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)  # (N, n)
+        for block in self.blocks:
+            h = h + self.branch_multiplier * block["fc2"](self.phi(block["fc1"](h)))
+        return self.readout(h)
 
 
 class CNN(nn.Module):
