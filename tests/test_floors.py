@@ -14,6 +14,7 @@ FLOORS = {
     "sweep": 3,
     "analysis": 3,
     "coordcheck": 3,
+    "estimate": 3,
     "claims": 4,
     "cli": 4,
     "__main__": 4,

@@ -139,6 +139,9 @@ def sweep(
         int | None, typer.Option(help="local processes (default: all cores)")
     ] = None,
     threads: Annotated[int, typer.Option(help="intra-op threads per run")] = 1,
+    ensemble: Annotated[
+        bool, typer.Option(help="train runs that share a width as one vectorized ensemble")
+    ] = True,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
 ) -> None:
     """Run every unfinished run of SPEC into DB (a killed sweep resumes where it stopped)."""
@@ -156,6 +159,7 @@ def sweep(
         address=address,
         workers=workers,
         threads=threads,
+        ensemble=ensemble,
         progress=not quiet,
     )
     console.print(
@@ -177,6 +181,76 @@ def report(
         _fail(f"store {db} does not exist (run `richness sweep SPEC --db {db}` first)")
     index = write_report(db, out)
     console.print(f"report: {index}")
+
+
+@app.command()
+def transfer(
+    spec: Annotated[Path, typer.Argument(help="transfer spec (YAML, with log2_lr)")],
+    db: Annotated[Path, typer.Option(help="SQLite store (created if missing)")] = Path(
+        "runs.sqlite"
+    ),
+    out: Annotated[Path, typer.Option(help="output directory")] = Path("transfer"),
+    workers: Annotated[
+        int | None, typer.Option(help="local processes (default: all cores)")
+    ] = None,
+    threads: Annotated[int, typer.Option(help="intra-op threads per run")] = 1,
+    n_boot: Annotated[int, typer.Option(help="seed-bootstrap resamples")] = 1000,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """μTransfer: sweep η0 at every width; write OUT/transfer.json and OUT/transfer_<name>.png."""
+    from richness.analysis.transfer import final_losses, write_transfer
+    from richness.sweep import SpecError, Store, config_hash
+    from richness.sweep.transfer import expand_transfer, load_transfer_spec, run_transfer
+
+    try:
+        parsed = load_transfer_spec(spec)
+    except FileNotFoundError:
+        _fail(f"spec file {spec} does not exist")
+    except SpecError as err:
+        _fail(f"{spec}: {err}")
+    if workers is not None and workers < 1:
+        _fail(f"--workers={workers} must be ≥ 1")
+    if n_boot < 0:
+        _fail(f"--n-boot={n_boot} must be ≥ 0")
+    counts = run_transfer(parsed, db, workers=workers, threads=threads, progress=not quiet)
+    console.print(
+        f"{parsed.name}: {counts['total']} runs, {counts['skipped']} already finished, "
+        f"{counts['done']} done, {counts['diverged']} diverged, {counts['failed']} failed "
+        f"→ {db}"
+    )
+    store = Store(db)
+    ids = [config_hash(c) for c in expand_transfer(parsed)]
+    runs = store.runs()
+    losses = final_losses(
+        runs[runs["run_id"].isin(ids)], store.metrics(quantity=["loss", "test_loss"], run_ids=ids)
+    )
+    json_path, png, summary = write_transfer(
+        losses,
+        out,
+        parsed.name,
+        tolerance=parsed.tolerance,
+        n_boot=n_boot,
+        extra=parsed.model_dump(mode="json"),
+    )
+    table = Table(title=f"{parsed.name}: optimal log2 η0 per width (training loss)")
+    optima = {(o["label"], o["quantity"], o["width"]): o for o in summary["optima"]}
+    widths = sorted({o["width"] for o in summary["optima"]})
+    for col in ("parameterization", *map(str, widths), "drift / doubling", "95% CI", "verdict"):
+        table.add_column(col)
+    for d in summary["drifts"]:
+        if d["quantity"] != "loss":
+            continue
+        cells = []
+        for w in widths:
+            o = optima[(d["label"], "loss", w)]
+            value = "–" if o["log2_lr"] is None else f"{o['log2_lr']:+.2f}"
+            cells.append(value + (" (edge)" if o["at_edge"] else ""))
+        ci = "–" if d["ci_low"] is None else f"[{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
+        drift = "–" if d["drift"] is None else f"{d['drift']:+.3f}"
+        expected = "" if d["expected"] is None else f" (expected {d['expected']})"
+        table.add_row(d["label"], *cells, drift, ci, d["verdict"] + expected)
+    console.print(table)
+    console.print(f"verdict: {summary['verdict']} · {json_path} · {png}")
 
 
 @app.command()
@@ -283,6 +357,70 @@ def check(
 
 
 @app.command()
+def meter(
+    source: Annotated[
+        str, typer.Argument(help="a sweep store (runs.sqlite) or a factory 'module:function'")
+    ],
+    step: Annotated[int | None, typer.Option(help="store: step to judge (default: last)")] = None,
+    widths: Annotated[str, typer.Option(help="factory: comma-separated widths")] = "128,256,512",
+    r: Annotated[float | None, typer.Option(help="factory: parameterize at r first")] = None,
+    preset_name: Annotated[
+        str | None, typer.Option("--preset", help="factory: parameterize with a preset first")
+    ] = None,
+    base_width: Annotated[float | None, typer.Option(help="factory: base width n0")] = None,
+    steps: Annotated[int, typer.Option(help="factory: SGD steps")] = 5,
+    lr: Annotated[float, typer.Option(help="factory: base learning rate η0")] = 0.05,
+    seeds: Annotated[int, typer.Option(help="factory: seeds per width")] = 4,
+) -> None:
+    """Effective richness r̂ (width exponent of ‖Δh‖) per family, with CI and verdict."""
+    from richness.analysis.richness_meter import estimate_store
+
+    try:
+        if Path(source).exists():
+            estimates = estimate_store(Path(source), step=step)
+            what = source
+        elif ":" in source:
+            from richness.coordcheck import coord_check, load_factory
+
+            p = None
+            if r is not None or preset_name is not None:
+                p = _table_for(r, preset_name, None, 1.0, "sgd", base_width)
+            if steps < 1 or seeds < 1:
+                raise ValueError(f"--steps={steps} and --seeds={seeds} must be ≥ 1")
+            width_list = [int(w) for w in widths.split(",") if w.strip()]
+            runs, metrics, _ = coord_check(
+                load_factory(source), width_list, p=p, steps=steps, lr=lr, seeds=range(seeds)
+            )
+            estimates = estimate_store((runs, metrics), step=steps)
+            what = f"{source} ({'as given' if p is None else p.name}, SGD lr {lr:g})"
+        else:
+            raise ValueError(f"source={source!r} is neither an existing store nor 'module:fn'")
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+    if not estimates:
+        _fail(f"{source}: no family measured at two or more widths with dh")
+    colors = {"lazy": "cyan", "rich": "green", "intermediate": "yellow", "ill-scaled": "red"}
+    table = Table(title=f"effective richness of {what}: ‖Δh‖ ~ n^r̂, 0 lazy to ½ rich")
+    for col in ("family", "r̂", "95% CI", "lazy→rich", "‖Δf‖ exp.", "verdict"):
+        table.add_column(col)
+    for est in estimates:
+        df = est.checks[est.checks["signal"] == "df"]["value"]
+        color = colors.get(est.verdict, "white")
+        table.add_row(
+            est.label or "(as given)",
+            f"{est.r_hat:+.3f}",
+            f"[{est.ci_low:+.3f}, {est.ci_high:+.3f}]",
+            f"{100 * est.position:.0f}%",
+            f"{df.iloc[0]:+.2f}" if len(df) else "",
+            f"[{color}]{est.verdict}[/{color}]",
+        )
+    console.print(table)
+    for est in estimates:
+        for note in est.notes:
+            console.print(f"  {est.label or '(as given)'}: {note}")
+
+
+@app.command()
 def reproduce(
     claim: Annotated[str, typer.Argument(help="C1 … C13, several separated by commas, or 'all'")],
     out: Annotated[Path, typer.Option(help="output directory")] = Path("reproduction"),
@@ -294,6 +432,15 @@ def reproduce(
         str | None, typer.Option(help="CIFAR-10 directory for C13 (digits otherwise)")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="local processes")] = None,
+    optimizer: Annotated[
+        str, typer.Option(help="sgd or adam: the scale experiment of C1–C8 (docs/adam.md)")
+    ] = "sgd",
+    archs: Annotated[
+        str | None, typer.Option(help="scale-experiment architectures, e.g. linear,mlp (all)")
+    ] = None,
+    max_width: Annotated[
+        int | None, typer.Option(help="run the scale experiment only at widths ≤ this")
+    ] = None,
 ) -> None:
     """Run claims of THEORY.md §4; write OUT/claims.json, figures and a markdown write-up."""
     import shlex
@@ -304,6 +451,7 @@ def reproduce(
     from richness.claims._summary import richness_scale_figure, write_markdown
 
     ids = [c.strip() for c in claim.split(",") if c.strip()]
+    arch_list = None if archs is None else [a.strip() for a in archs.split(",") if a.strip()]
     try:
         results = run_claims(
             ids if ids != ["all"] else "all",
@@ -312,12 +460,22 @@ def reproduce(
             data_dir=data_dir,
             workers=workers,
             progress=True,
+            optimizer=optimizer,
+            archs=arch_list,
+            max_width=max_width,
         )
     except ValueError as err:
         _fail(str(err))
     summary = None
     if any(r.claim in ("C2", "C8") for r in results):
-        summary = richness_scale_figure(Context(out, scale=scale))  # type: ignore[arg-type]
+        ctx = Context(
+            out,
+            scale=scale,  # type: ignore[arg-type]
+            optimizer=optimizer,  # type: ignore[arg-type]
+            archs=None if arch_list is None else tuple(arch_list),
+            max_width=max_width,
+        )
+        summary = richness_scale_figure(ctx)
     command = "richness " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     path = write_markdown(results, markdown or out / "reproduction.md", command, summary)
     table = Table(title=f"claims ({scale} scale)")
