@@ -11,7 +11,7 @@ $(BIN)/richness: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU build of torch (a looser pin would pull a multi-GB CUDA build).
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,ray]'
+	$(BIN)/pip install -q -e '.[dev,ray,hf]'
 	touch $(BIN)/richness
 
 demo: $(BIN)/richness
@@ -24,6 +24,7 @@ test: $(BIN)/richness
 bench: $(BIN)/richness
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_meter.py --json docs/bench_meter.json
 	$(BIN)/python benchmarks/bench_ntk.py --json docs/bench_ntk.json
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_sweep.py --json docs/bench_sweep.json
 
 clean:
 	rm -rf $(VENV) $(OUT)

@@ -24,6 +24,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "infinite_nngp": ("richness.measure", "infinite_nngp"),
     "Store": ("richness.sweep.store", "Store"),
     "load_dataset": ("richness.data", "load_dataset"),
+    "estimate_richness": ("richness.estimate", "estimate_richness"),
+    "nn": ("richness.nn", ""),
 }
 
 __all__ = sorted(_EXPORTS)
