@@ -51,6 +51,9 @@ def _assert_same(together, alone):
         rows_a, rows_b = _by_key(a), _by_key(b)
         assert rows_a.keys() == rows_b.keys()
         for key, value in rows_b.items():
+            if math.isnan(value):  # e.g. lin_gap = 0/0 at step 0
+                assert math.isnan(rows_a[key]), key
+                continue
             assert math.isclose(rows_a[key], value, rel_tol=TOL, abs_tol=1e-300), key
 
 
@@ -116,15 +119,35 @@ def test_a_diverging_member_stops_alone_and_the_others_go_on():
     _assert_same(together, [run(c) for c in configs])
 
 
+def test_weight_metrics_and_linearization_gap_are_batched():
+    configs = [_config(r, seed, momentum=0.9) for r, seed in [(0.0, 0), (0.25, 1), (0.5, 2)]]
+    for config in configs:
+        config["measure"] = {"steps": [0, 1, 6], "metrics": ["default", "weights", "lin_gap"]}
+    assert vectorizable(configs[0]) is None
+    together = train_ensemble(configs)
+    assert {q for _, _, q, _ in together[0].rows} >= {"dW_op", "max_ratio", "align_w0", "lin_gap"}
+    _assert_same(together, [run(c) for c in configs])
+
+
 def test_runs_that_need_per_member_metrics_train_alone():
     config = _config()
-    config["measure"] = {"steps": [6], "metrics": ["default", "weights"]}
+    config["measure"] = {"steps": [6], "metrics": ["default", "grad_h"]}
     assert "per member" in vectorizable(config)
-    assert vectorizable(_config()) is None
     with pytest.raises(ValueError, match="per member"):
         train_ensemble([config, {**config, "seed": 1}])
     outcomes = run_ensemble([config, {**config, "seed": 1}])
-    assert {q for _, _, q, _ in outcomes[0].rows} >= {"dW_op", "max_ratio"}
+    assert "grad_h" in {q for _, _, q, _ in outcomes[0].rows}
+    _assert_same(outcomes, [run(config), run({**config, "seed": 1})])
+
+
+def test_weight_metrics_of_conv_layers_fall_back_to_members_alone():
+    configs = [_config(r, seed, model="cnn", width=8) for r, seed in [(0.0, 0), (0.5, 1)]]
+    for config in configs:
+        config["data"] = {**config["data"], "as_images": True}
+        config["measure"] = {"steps": [6], "metrics": ["default", "weights"]}
+    with pytest.raises(ValueError, match="Linear layers only"):
+        train_ensemble(configs)
+    _assert_same(run_ensemble(configs), [run(c) for c in configs])
 
 
 def test_configs_that_differ_beyond_member_fields_are_refused():

@@ -12,12 +12,14 @@ hyperparameters (lr = η0·lr_factor, weight decay, ε), so the update below is 
 SGD / Adam / AdamW step applied to every member at once; in float64 the ensemble reproduces
 training each member alone to ~1e-15 relative (tests/test_ensemble.py). Mini-batches are drawn
 from each member's own seed, divergence is detected per member (a diverged member stops
-recording, the others go on), and the Meter's default metrics (h_rms, dh, dh_rms, f0, df) are
-computed for every member from one vmapped probe forward (`representation_metrics`), with one
-device sync per measurement.
+recording, the others go on). The Meter's metrics are computed for every member from one
+vmapped probe forward with one device sync per measurement: the default ones
+(`representation_metrics`), the weight metrics of Linear layers (`measure.batched`, the same
+power-iteration start as the Meter) and the linearization gap (one vmapped jvp).
 
-What cannot be vectorized is trained member by member (`vectorizable` says why): metrics other
-than the default ones, or an ensemble whose members disagree on a shared hyperparameter.
+What cannot be vectorized is trained member by member (`vectorizable` and `run_ensemble`):
+other metrics (grad_h, ntk_dist), weight metrics of conv or embedding layers, an op that vmap
+cannot batch, or members that disagree on a shared hyperparameter.
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 from richness.data import Dataset
+from richness.measure._common import jvp
+from richness.measure.batched import LinearWeightMeter
 from richness.measure.meter import (
     DEFAULT_METRICS,
+    WEIGHT_METRICS,
     expand_metrics,
     measured_layers,
     representation_metrics,
@@ -55,7 +60,14 @@ from richness.train import (
     run,
 )
 
-__all__ = ["MEMBER_FIELDS", "ensemble_key", "run_ensemble", "train_ensemble", "vectorizable"]
+__all__ = [
+    "BATCHED_METRICS",
+    "MEMBER_FIELDS",
+    "ensemble_key",
+    "run_ensemble",
+    "train_ensemble",
+    "vectorizable",
+]
 
 MEMBER_FIELDS = ("seed", "r", "preset", "gauge", "gamma", "base_width")
 """Config keys in which the members of one ensemble may differ (and train.lr, η0)."""
@@ -68,12 +80,16 @@ def ensemble_key(config: dict[str, Any]) -> str:
     return json.dumps(shared, sort_keys=True, default=str)
 
 
+BATCHED_METRICS = (*DEFAULT_METRICS, *WEIGHT_METRICS, "lin_gap")
+"""Meter metrics an ensemble measures for all members at once (weight metrics: Linear layers)."""
+
+
 def vectorizable(config: dict[str, Any]) -> str | None:
     """None when the run can join an ensemble, else the reason it trains alone."""
     metrics = expand_metrics(config.get("measure", {}).get("metrics", ["default"]))
-    extra = [m for m in metrics if m not in DEFAULT_METRICS]
+    extra = [m for m in metrics if m not in BATCHED_METRICS]
     if extra:
-        return f"metrics {extra} are measured per member (only {DEFAULT_METRICS} are batched)"
+        return f"metrics {extra} are measured per member (only {BATCHED_METRICS} are batched)"
     if config["train"].get("kind", "sgd") not in ("sgd", "adam", "adamw"):
         return f"optimizer {config['train'].get('kind')!r} has no batched update"
     return None
@@ -313,8 +329,49 @@ class _Ensemble:
                 if center and len(self.x_test)
                 else torch.zeros(self.members, *data.y_test.shape, dtype=data.y_test.dtype)
             )
-            self.h0, self.f_init = self._probe(self.params, self.buffers, self.x_probe)
+            self.h0, x0, self.f_init = self._probe(self.params, self.buffers, self.x_probe)
             self.f0_norm = self.f_init.flatten(2).norm(dim=-1).mean(-1)
+        self.weight_meters = self._weight_meters(x0, renames)
+        self.params0 = (
+            {k: v.clone() for k, v in self.params.items()} if "lin_gap" in self.metrics else None
+        )
+        self.grads: dict[str, torch.Tensor] | None = None
+
+    def _weight_meters(self, x0, renames) -> dict[str, LinearWeightMeter]:
+        """One batched weight meter per layer, when weight metrics are asked for.
+
+        Raises:
+          ValueError: a measured layer is not a Linear with its multiplier on the output.
+        """
+        if not set(self.metrics) & set(WEIGHT_METRICS):
+            return {}
+        modules = dict(self.skeleton.named_modules())
+        odd = [
+            n
+            for n in self.layers
+            if not (isinstance(modules[n], nn.Linear) and f"{n}.weight" in renames.values())
+        ]
+        if odd:
+            raise ValueError(f"weight metrics are batched for Linear layers only, not {odd}")
+        return {
+            name: LinearWeightMeter(self._weight(name), x0[name], first=i == 0)
+            for i, name in enumerate(self.layers)
+        }
+
+    def _weight(self, name: str) -> torch.Tensor:
+        """(M, out, in) effective weights g·W of a Linear layer."""
+        return self.params[f"{name}.weight"] * self.buffers[f"{name}.weight_g"].reshape(-1, 1, 1)
+
+    def _linearized(self) -> torch.Tensor:
+        """f_lin = f(θ0) + J(θ0)(θ − θ0) on the probes, every member (THEORY.md C8)."""
+        tangent = {k: self.params[k] - self.params0[k] for k in self.params}
+
+        def member(p0, t, b):
+            return jvp(
+                lambda p: functional_call(self.skeleton, (p, b), (self.x_probe,)), (p0,), (t,)
+            )[1]
+
+        return self.f_init + vmap(member)(self.params0, tangent, self.buffers)
 
     def _forward(self, params, buffers, x):
         return functional_call(self.skeleton, (params, buffers), (x,))
@@ -327,12 +384,14 @@ class _Ensemble:
         return 0.5 * residual.pow(2).sum(1).mean()
 
     def _capture(self, params, buffers, x):
-        """One member's output and every measured layer's output on x."""
+        """One member's output and every measured layer's output and input on x."""
         modules = dict(self.skeleton.named_modules())
         outs: dict[str, torch.Tensor] = {}
+        ins: dict[str, torch.Tensor] = {}
 
         def hook(name):
             def record(module, args, output):
+                ins[name] = args[0]
                 outs[name] = output
 
             return record
@@ -343,17 +402,30 @@ class _Ensemble:
         finally:
             for handle in handles:
                 handle.remove()
-        return outs, f
+        return outs, ins, f
 
     @torch.no_grad()
     def _measure(self, step: int, losses: torch.Tensor, live: list[bool], rows: list[list]):
         """Appends every live member's rows (meter metrics, loss, test loss and accuracy)."""
         values: dict[str, torch.Tensor] = {}
         if self.metrics:
-            h, f = self._probe(self.params, self.buffers, self.x_probe)
+            h, x, f = self._probe(self.params, self.buffers, self.x_probe)
             values = representation_metrics(h, self.h0, f, self.f_init, self.metrics, lead=1)
             if "f0" in self.metrics:
                 values["f0"] = self.f0_norm
+            wanted = set(self.metrics)
+            for name, meter in self.weight_meters.items():
+                grads = (
+                    []
+                    if self.grads is None
+                    else [g for k, g in self.grads.items() if k.rpartition(".")[0] == name]
+                )
+                for quantity, value in meter(self._weight(name), x[name], grads, wanted).items():
+                    values[f"{quantity}/{name}"] = value
+            if "lin_gap" in wanted:
+                df = (f - self.f_init).flatten(2).norm(dim=-1).mean(-1)
+                gap = (f - self._linearized()).flatten(2).norm(dim=-1).mean(-1)
+                values["lin_gap"] = gap / df
         values["loss"] = losses
         y_test = self.data.y_test
         if len(self.x_test):
@@ -405,6 +477,7 @@ class _Ensemble:
                     self.params, self.buffers, self.x_train, self.f0_train, y
                 )
             self.update(self.params, grads)
+            self.grads = grads
             values = losses.tolist()  # one sync per step: divergence is checked per member
             for member, value in enumerate(values):
                 if live[member] and (not math.isfinite(value) or value > bound):

@@ -54,6 +54,7 @@ __all__ = [
     "Meter",
     "expand_metrics",
     "measured_layers",
+    "power_iteration_start",
     "representation_metrics",
 ]
 
@@ -144,6 +145,12 @@ def _patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return cols.transpose(1, 2)  # (N, P, C_in·k·k)
 
 
+def power_iteration_start(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The fixed random start vector (k,) of every power iteration: results are reproducible."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    return torch.randn(k, generator=generator, device=device).to(dtype)
+
+
 def _op_norm(
     a: torch.Tensor, v: torch.Tensor | None, iters: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -152,7 +159,7 @@ def _op_norm(
     Returns the value and the vector to warm-start the next call (None when a = 0).
     """
     if v is None:
-        v = torch.randn(a.shape[1], dtype=a.dtype, device=a.device)
+        v = power_iteration_start(a.shape[1], a.dtype, a.device)
     for _ in range(iters):
         w = a.t() @ (a @ v)
         norm = w.norm()
