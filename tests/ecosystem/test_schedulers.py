@@ -53,12 +53,14 @@ def test_gradient_clipping_is_global_and_per_group_lrs_still_apply():
 
 
 def test_adamw_weight_decay_is_decoupled_and_scaled_by_the_group_lr():
-    """AdamW: θ ← θ − lr·wd·θ − lr·adam_step, with each group's own lr (PyTorch's rule)."""
+    """AdamW: θ ← θ − lr·wd·θ − lr·adam_step, with each group's own lr and wd (PyTorch's rule;
+    rn.optimizer's default wd_ℓ = wd0 / lr_factor_ℓ makes lr·wd = η0·wd0 in every group)."""
     _, opt = _setup(kind="adamw", optimizer="adam", weight_decay=0.1)
     for g in opt.param_groups:
         g["params"][0].grad = torch.zeros_like(g["params"][0])
     before = {g["layer"]: g["params"][0].detach().clone() for g in opt.param_groups}
     opt.step()  # zero gradients: only the decay acts
     for g in opt.param_groups:
-        expected = before[g["layer"]] * (1 - g["lr"] * 0.1)
+        expected = before[g["layer"]] * (1 - g["lr"] * g["weight_decay"])
+        assert g["lr"] * g["weight_decay"] == pytest.approx(0.1 * 0.1, rel=1e-12)
         assert torch.allclose(g["params"][0].detach(), expected, rtol=1e-6)

@@ -20,7 +20,13 @@ def test_groups_carry_the_table(kind):
         assert group["role"] == role
         assert group["lr"] == pytest.approx(0.1 * p.layer(role, 256, fan_in).lr)
         assert group["lr_factor"] == pytest.approx(p.layer(role, 256, fan_in).lr)
-        assert group["weight_decay"] == 1e-4
+        s = p.layer(role, 256, fan_in)
+        if kind == "adam":  # coupled L2 for Adam: in step with the gradient (docs/adam.md)
+            assert group["weight_decay"] == pytest.approx(1e-4 * s.l2, rel=1e-12)
+        else:  # width-independent decay: lr_ℓ·wd_ℓ = η0·wd0 in every layer
+            assert group["lr"] * group["weight_decay"] == pytest.approx(0.1 * 1e-4, rel=1e-12)
+        if kind != "sgd":
+            assert group["eps"] == pytest.approx(1e-8 * s.eps, rel=1e-12)
 
 
 def test_sgd_momentum_steps():

@@ -53,6 +53,9 @@ def reproduce(
     workers: int | None = None,
     substitute: str | None = None,
     progress: bool = False,
+    optimizer: str = "sgd",
+    archs: list[str] | None = None,
+    max_width: int | None = None,
 ) -> list[ClaimResult]:
     """Runs the claims and writes out/claims.json (DESIGN.md format) and the figures.
 
@@ -64,9 +67,13 @@ def reproduce(
       workers: local processes.
       substitute: train this preset wherever a richness point is expected (tests).
       progress: show progress bars.
+      optimizer: "sgd" or "adam": the optimizer (and table) of the scale experiment behind
+        C1–C8 (docs/adam.md).
+      archs: the scale experiment's architectures ("linear", "mlp", "cnn"); None: all.
+      max_width: cap the scale experiment's widths (None: every width of the scale).
 
     Raises:
-      ValueError: an unknown claim id or scale.
+      ValueError: an unknown claim id, scale, optimizer or architecture.
     """
     ids = _resolve(claims)
     ctx = Context(
@@ -76,6 +83,9 @@ def reproduce(
         workers=workers,  # type: ignore[arg-type]
         substitute=substitute,
         progress=progress,
+        optimizer=optimizer,  # type: ignore[arg-type]
+        archs=None if archs is None else tuple(archs),
+        max_width=max_width,
     )
     results = []
     for claim in ids:

@@ -28,6 +28,12 @@ class Context:
       substitute: a preset to train in place of every richness point while the verdicts still
         expect the richness r (tests use "sp" to check that a wrong table fails a claim).
       progress: show progress bars.
+      optimizer: "sgd" (the tutorial's) or "adam": the scale experiment (C1–C8) then trains
+        the Adam tables of THEORY.md §3 with Adam and judges them against their own
+        predictions (docs/adam.md).
+      archs: the scale experiment's architectures to run (None: all of them).
+      max_width: run the scale experiment only at widths ≤ this (None: every width of the
+        scale): the full protocol (steps, seeds, r grid) on a grid a CPU finishes quickly.
     """
 
     out: Path
@@ -36,12 +42,23 @@ class Context:
     workers: int | None = None
     substitute: str | None = None
     progress: bool = False
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    archs: tuple[str, ...] | None = None
+    max_width: int | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        self.out.mkdir(parents=True, exist_ok=True)
         if self.scale not in ("quick", "full"):
             raise ValueError(f"scale={self.scale!r} is not one of 'quick', 'full'")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer={self.optimizer!r} is not one of 'sgd', 'adam'")
+        if self.max_width is not None and not (
+            isinstance(self.max_width, int) and self.max_width >= 1
+        ):
+            raise ValueError(f"max_width={self.max_width!r} must be an integer ≥ 1 or None")
+        if self.archs is not None:
+            self.archs = tuple(self.archs)
+        self.out.mkdir(parents=True, exist_ok=True)
 
     @property
     def db(self) -> Path:

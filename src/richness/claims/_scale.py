@@ -20,10 +20,16 @@ from richness.analysis.fits import fit_exponents
 from richness.claims._base import Context
 from richness.scaling import richness
 
-__all__ = ["ARCHS", "R_GRID", "scale_runs", "slopes"]
+__all__ = ["ARCHS", "R_GRID", "arch_names", "scale_runs", "slopes"]
 
 R_GRID = (0.0, 0.125, 0.25, 0.375, 0.5)
 BASE_WIDTH = 64
+# η0 for Adam per scale (docs/adam.md): at the base width every coordinate moves by about η0
+# per step (Adam's first step is sign-like), so η0·steps says how far a run trains; it is kept
+# at 0.02–0.03 in both scales. At 1e-2 the 20-step runs leave the regime the exponents describe
+# at widths ≤ 1024 (C2, C5, C8 fail at step 20, not at step 1); at 1e-3 the 3-step runs are
+# still in the first-step transient (linear net, C8 at r = 0: −1.15 at widths 64–256)
+ADAM_LR = {"quick": 0.01, "full": 0.001}
 
 ARCHS: dict[str, dict[str, Any]] = {
     # the tutorial's 3-layer linear model on a linear teacher (16 inputs, 8 outputs)
@@ -40,6 +46,7 @@ ARCHS: dict[str, dict[str, Any]] = {
             "seed": 0,
         },
         "lr": 0.05,
+        "adam_lr": ADAM_LR,
         "widths": {"quick": [64, 128, 256], "full": [128, 256, 512, 1024, 2048, 4096, 8192]},
     },
     # a deep ReLU MLP 64 → n → n → n → 10 on digits
@@ -47,6 +54,7 @@ ARCHS: dict[str, dict[str, Any]] = {
         "model": {"kind": "mlp", "depth": 4, "activation": "relu"},
         "data": {"kind": "digits", "n_train": 256, "n_test": 256, "n_probe": 128, "seed": 0},
         "lr": 0.05,
+        "adam_lr": ADAM_LR,
         "widths": {"quick": [64, 128, 256], "full": [128, 256, 512, 1024, 2048, 4096]},
     },
     # Myrtle-style CNN (3 conv layers of n channels, ReLU, pools, readout) on digits images
@@ -61,6 +69,7 @@ ARCHS: dict[str, dict[str, Any]] = {
             "seed": 0,
         },
         "lr": 0.05,
+        "adam_lr": ADAM_LR,
         "widths": {"quick": [32, 64, 128], "full": [32, 64, 128, 256]},
         # the CNN's kernel fluctuates more between seeds than the MLP's at equal width, and
         # its exponents approach the prediction from above more slowly (‖Δf‖ ~ n^{+0.1}
@@ -77,16 +86,25 @@ SEEDS = {"quick": [0, 1], "full": [0, 1, 2, 3]}
 def scale_spec(arch: str, ctx: Context, **overrides: Any) -> dict[str, Any]:
     """The sweep spec of the scale experiment for one architecture at the context's scale."""
     a = ARCHS[arch]
+    adam = ctx.optimizer == "adam"
+    widths = [w for w in a["widths"][ctx.scale] if ctx.max_width is None or w <= ctx.max_width]
+    if len(widths) < 2:
+        raise ValueError(
+            f"max_width={ctx.max_width} leaves {arch!r} fewer than 2 of its widths "
+            f"{a['widths'][ctx.scale]}: nothing to fit"
+        )
     spec = {
-        "name": f"scale-{arch}",
+        "name": f"scale-{arch}-adam" if adam else f"scale-{arch}",
         "model": a["model"],
         "data": a["data"],
-        "widths": a["widths"][ctx.scale],
+        "widths": widths,
         "richness": list(R_GRID) if ctx.scale == "full" else [0.0, 0.25, 0.5],
         "gauges": ["stp"],
-        "base_width": min(BASE_WIDTH, *a["widths"][ctx.scale]),
+        "base_width": min(BASE_WIDTH, *widths),
         "seeds": a.get("seeds", SEEDS)[ctx.scale],
-        "optimizer": {"kind": "sgd", "lr": a["lr"]},
+        "optimizer": {"kind": "adam", "lr": a["adam_lr"][ctx.scale]}
+        if adam
+        else {"kind": "sgd", "lr": a["lr"]},
         "steps": STEPS[ctx.scale],
         "measure": {
             "steps": MEASURE[ctx.scale],
@@ -105,6 +123,19 @@ def scale_runs(
     spec = scale_spec(arch, ctx, **overrides)
     runs, metrics = ctx.sweep(spec)
     return runs, metrics, spec
+
+
+def arch_names(ctx: Context) -> list[str]:
+    """The architectures the context runs: `ctx.archs`, or all of `ARCHS`.
+
+    Raises:
+      ValueError: an unknown architecture.
+    """
+    names = list(ARCHS) if ctx.archs is None else list(ctx.archs)
+    unknown = [a for a in names if a not in ARCHS]
+    if unknown or not names:
+        raise ValueError(f"archs={names!r} must be a non-empty list of {list(ARCHS)}")
+    return names
 
 
 def _expected_points(spec: dict[str, Any]) -> list[float]:
@@ -151,7 +182,8 @@ def slopes(
     rows = []
     depth = int(fits.depth.iloc[0]) if len(fits) else None
     for r in _expected_points(spec):
-        pred = richness(r, base_width=spec["base_width"]).predict(depth) if depth else None
+        p = richness(r, base_width=spec["base_width"], optimizer=ctx.optimizer)
+        pred = p.predict(depth) if depth else None
         label = ctx.substitute or f"r={r:g}"
         for fit in fits[fits.label == label].itertuples():
             ell = None if fit.ell < 0 else int(fit.ell)

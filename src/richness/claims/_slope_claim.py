@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import width_figure
-from richness.claims._scale import ARCHS, MEASURE, judge, scale_runs, slopes
+from richness.claims._scale import MEASURE, arch_names, judge, scale_runs, slopes
 
 __all__ = ["slope_claim"]
 
@@ -29,7 +29,7 @@ def slope_claim(
     step = steps[-1]  # the figure shows the last one
     rows = []
     panels = []
-    for arch in ARCHS:
+    for arch in arch_names(ctx):
         arch_rows = slopes(arch, ctx, quantity, step, layers=layers, with_local=True)
         rows += arch_rows
         for earlier in steps[:-1]:

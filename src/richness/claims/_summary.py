@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from richness.claims._base import ClaimResult, Context
-from richness.claims._scale import ARCHS, MEASURE, slopes
+from richness.claims._scale import ARCHS, MEASURE, arch_names, slopes
 
 __all__ = ["richness_scale_figure", "write_markdown"]
 
@@ -24,7 +24,7 @@ def richness_scale_figure(ctx: Context) -> str:
     step = MEASURE[ctx.scale][-1]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     markers = dict(zip(ARCHS, "osD", strict=False))
-    for arch in ARCHS:
+    for arch in arch_names(ctx):
         dh = slopes(arch, ctx, "dh", step, layers="hidden")
         gap = slopes(arch, ctx, "lin_gap", step, layers="model")
         for ax, rows in ((axes[0], dh), (axes[1], gap)):
@@ -90,9 +90,9 @@ def write_markdown(
         "",
         f"Produced by `{command}`; every number below comes from that run (`claims.json` next",
         "to the figures holds them all). Slopes are least-squares fits of log(quantity) on",
-        "log(width) over (width, seed) runs: \"slope\" (the verdict, with its seed-bootstrap 95%",
+        'log(width) over (width, seed) runs: "slope" (the verdict, with its seed-bootstrap 95%',
         "interval ci_low…ci_high) on the largest ⌈k/2⌉+1 of the k widths, where the exponents",
-        "are asymptotic; \"slope_all\" on every width; \"local_slopes\" between consecutive",
+        'are asymptotic; "slope_all" on every width; "local_slopes" between consecutive',
         "widths, small to large.",
         "",
         "| claim | what | verdict | tolerance |",

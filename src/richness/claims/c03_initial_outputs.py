@@ -18,7 +18,7 @@ import torch
 from richness.analysis.fits import fit_exponents
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import width_figure
-from richness.claims._scale import ARCHS, judge, scale_spec
+from richness.claims._scale import arch_names, judge, scale_spec
 from richness.sweep.store import config_hash
 from richness.train import setup
 
@@ -44,7 +44,7 @@ def _draw(spec: dict, arch: str, seeds: int) -> tuple[pd.DataFrame, pd.DataFrame
                     "gauge": "stp",
                     "gamma": 1.0,
                     "base_width": spec["base_width"],
-                    "optimizer": "sgd",
+                    "optimizer": spec["optimizer"]["kind"],
                     "seed": seed,
                 }
                 model, data = setup(config)
@@ -86,7 +86,7 @@ def _cached_draw(ctx: Context, spec: dict, arch: str, seeds: int):
 def run(ctx: Context) -> ClaimResult:
     """Draws the initializations and returns the verdict."""
     rows, panels = [], []
-    for arch in ARCHS:
+    for arch in arch_names(ctx):
         spec = scale_spec(arch, ctx)
         if ctx.substitute:
             raise ValueError("C3 measures tables by r; substitute is not supported here")

@@ -19,7 +19,7 @@ import itertools
 
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import width_figure
-from richness.claims._scale import ARCHS, MEASURE, scale_runs, slopes
+from richness.claims._scale import ARCHS, MEASURE, arch_names, scale_runs, slopes
 
 CLAIM = "C8"
 TITLE = "lazy iff linearized: ‖f − f_lin‖/‖Δf‖ ~ n^{2r−1}"
@@ -33,7 +33,7 @@ def run(ctx: Context) -> ClaimResult:
     """Runs (or reads back) the experiment and returns the verdict (rules in the docstring)."""
     step = MEASURE[ctx.scale][-1]
     rows, panels, checks = [], [], {}
-    for arch in ARCHS:
+    for arch in arch_names(ctx):
         arch_rows = sorted(
             slopes(arch, ctx, "lin_gap", step, layers="model", with_local=True),
             key=lambda row: row["r"],

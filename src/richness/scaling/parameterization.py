@@ -15,14 +15,27 @@ from richness.scaling.power import Power
 
 __all__ = ["LayerScaling", "Parameterization", "RoleScaling"]
 
+_ONE = Power()  # the width law 1: torch's plain ε and weight decay
+
 
 @dataclass(frozen=True)
 class RoleScaling:
-    """Width laws of one role's forward multiplier g, init std σ and LR factor η."""
+    """Width laws of one role's forward multiplier g, init std σ and LR factor η.
+
+    Adam tables also carry (docs/adam.md; 1 in SGD tables and hand-made ones, i.e. torch's
+    plain settings):
+      eps: the factor of Adam's ε, the width law of the raw gradient's coordinates
+        (`weight_gradient_exponents`), so that ε/|∂L/∂W| is the same at every width;
+      l2: the factor of Adam's coupled weight decay (L2 added to the gradient), the law of
+        |∂L/∂W| / σ, so that the decay term keeps its ratio to the gradient at every width.
+    Under the Adam gauge map (θg, σ/θ, η/θ) the raw gradient scales by θ: ε → θ·ε, l2 → θ²·l2.
+    """
 
     multiplier: Power
     init_std: Power
     lr: Power
+    eps: Power = _ONE
+    l2: Power = _ONE
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,8 @@ class LayerScaling:
       init_std: σ; W ~ N(0, σ²).
       lr: η factor; the layer's learning rate is η0 · lr.
       optimizer: "sgd" or "adam", which decides the effective learning rate.
+      eps: Adam's ε factor; the layer's ε is ε0 · eps (1 for SGD tables).
+      l2: Adam's coupled weight-decay factor; its coefficient is wd0 · l2 (1 for SGD tables).
     """
 
     role: Role
@@ -46,6 +61,8 @@ class LayerScaling:
     init_std: float
     lr: float
     optimizer: Optimizer
+    eps: float = 1.0
+    l2: float = 1.0
 
     @property
     def effective_std(self) -> float:
@@ -141,6 +158,8 @@ class Parameterization:
             init_std=laws.init_std(fan_in, w),
             lr=laws.lr(fan_in, w),
             optimizer=self.optimizer,
+            eps=laws.eps(fan_in, w),
+            l2=laws.l2(fan_in, w),
         )
 
     def exponents(self) -> dict[str, dict[str, float]]:

@@ -15,6 +15,8 @@ Passthrough W̃_ℓ Δh_{ℓ−1}: pass_ℓ = v_ℓ + f_ℓ/2 + d_{ℓ−1}, plu
 Update: d_ℓ = max(own_ℓ, pass_ℓ). Then ‖Δh_ℓ‖ ~ n^{d_ℓ + 1/2} (hidden), ‖Δf‖ ~ n^{d_L} (C4),
 MAX ratio (C5) ~ n^{own − pass}, UUC: δ_ℓ·Δh_ℓ ~ n^{b_ℓ + d_ℓ + [ℓ hidden]}.
 Linearization gap relative to ‖Δf‖ (C8, leading term): ‖Δh‖²/n = n^{2r−1}.
+Gradient of the raw weight, ∂L/∂W_ℓ = g_ℓ · δ_ℓ h_{ℓ−1}ᵀ: coordinates ~ n^{m_ℓ + b_ℓ + a_{ℓ−1}}
+with m_ℓ the exponent of g_ℓ; this sets Adam's ε (THEORY.md §3, Adam symmetry; docs/adam.md).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from richness.scaling.parameterization import Parameterization
 
-__all__ = ["Criterion", "criteria", "predict_exponents"]
+__all__ = ["Criterion", "criteria", "predict_exponents", "weight_gradient_exponents"]
 
 _TOL = 1e-9
 
@@ -51,23 +53,9 @@ def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
       "lin_gap" (C8, 2·dh − 1, relative to ‖Δf‖).
     """
     roles = _layer_roles(depth)
-    exps = p.exponents()
     adam = p.optimizer == "adam"
-    v, lam, fan = [], [], []
-    for role in roles:
-        e = exps[role]
-        v.append(e["multiplier"] + e["init_std"])
-        lam.append(e["lr"] + (1 if adam else 2) * e["multiplier"])
-        fan.append(0.0 if role == "input" else 1.0)
+    v, lam, fan, a, b = _init_pass(p, roles)
     n_layers = len(roles)
-    a = [0.0]  # a[ℓ]: coordinate exponent of h_ℓ; h_0 = x
-    for ell in range(n_layers):
-        a.append(v[ell] + fan[ell] / 2 + a[ell])
-    b = [0.0] * (n_layers + 1)  # b[ℓ]: coordinate exponent of δ_ℓ = ∂L/∂h_ℓ
-    b[n_layers] = max(0.0, a[n_layers])
-    for ell in range(n_layers - 1, 0, -1):
-        fan_out_scales = roles[ell] == "hidden"  # layer ℓ+1 (index ell) sums over n outputs
-        b[ell] = v[ell] + (0.5 if fan_out_scales else 0.0) + b[ell + 1]
     d = [float("-inf")]  # d[ℓ]: coordinate exponent of Δh_ℓ; Δh_0 = 0
     own, passthrough = [], []
     for ell in range(1, n_layers + 1):
@@ -105,6 +93,57 @@ def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
     out["align"] = 0.0
     out["lin_gap"] = 2 * dh - 1
     return {key: _clean(value) for key, value in out.items()}
+
+
+def _init_pass(
+    p: Parameterization, roles: list[str]
+) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+    """Per-layer exponents v, λ, f and the forward (a) and backward (b) passes at init."""
+    exps = p.exponents()
+    adam = p.optimizer == "adam"
+    v, lam, fan = [], [], []
+    for role in roles:
+        e = exps[role]
+        v.append(e["multiplier"] + e["init_std"])
+        lam.append(e["lr"] + (1 if adam else 2) * e["multiplier"])
+        fan.append(0.0 if role == "input" else 1.0)
+    n_layers = len(roles)
+    a = [0.0]  # a[ℓ]: coordinate exponent of h_ℓ; h_0 = x
+    for ell in range(n_layers):
+        a.append(v[ell] + fan[ell] / 2 + a[ell])
+    b = [0.0] * (n_layers + 1)  # b[ℓ]: coordinate exponent of δ_ℓ = ∂L/∂h_ℓ
+    b[n_layers] = max(0.0, a[n_layers])
+    for ell in range(n_layers - 1, 0, -1):
+        fan_out_scales = roles[ell] == "hidden"  # layer ℓ+1 (index ell) sums over n outputs
+        b[ell] = v[ell] + (0.5 if fan_out_scales else 0.0) + b[ell + 1]
+    return v, lam, fan, a, b
+
+
+def weight_gradient_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
+    """Width exponents of the coordinates of ∂L/∂W_ℓ (the raw weight that the optimizer sees).
+
+    ∂L/∂W_ℓ = g_ℓ · δ_ℓ h_{ℓ−1}ᵀ, so a coordinate is ~ n^{m_ℓ + b_ℓ + a_{ℓ−1}} (m_ℓ: exponent of
+    g_ℓ; a, b: the forward and backward passes of `predict_exponents`). Unlike the other
+    predictions it depends on the gauge: under (θg, σ/θ, ·) the raw gradient scales by θ
+    (THEORY.md §3). Adam's ε must follow it (ε ≪ |g| at every width; docs/adam.md).
+
+    Args:
+      p: the table.
+      depth: number of weight layers.
+
+    Returns:
+      {"grad_w/ℓ": exponent} for ℓ = 1..depth, and {"grad_w/<role>": exponent} per role (a
+      hidden layer's is the same at every depth for tables on the scale; the first is taken).
+    """
+    roles = _layer_roles(depth)
+    exps = p.exponents()
+    _, _, _, a, b = _init_pass(p, roles)
+    out: dict[str, float] = {}
+    for ell, role in enumerate(roles, start=1):
+        value = _clean(exps[role]["multiplier"] + b[ell] + a[ell - 1])
+        out[f"grad_w/{ell}"] = value
+        out.setdefault(f"grad_w/{role}", value)
+    return out
 
 
 def _clean(x: float) -> float:

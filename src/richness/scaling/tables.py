@@ -6,6 +6,9 @@ Every gauge is built from the STP table by the gauge transformation of THEORY.md
 applied per role with a factor θ (a width law):
   SGD:  (g, σ, η) → (θ·g, σ/θ, η/θ²)      Adam: (g, σ, η) → (θ·g, σ/θ, η/θ)
 so the physical content (g·σ and the effective LR) is the same in all three by construction.
+Adam tables also carry ε and coupled-decay laws (`RoleScaling.eps`, `.l2`): derived in the STP
+gauge from the raw gradient's width exponent, and carried to the other gauges by ε → θ·ε,
+l2 → θ²·l2 (the raw gradient scales by θ), so every gauge trains identically with Adam too.
   stp:        θ = 1                      (g = 1, layerwise learning rates)
   mup:        θ = √η_stp (SGD), η_stp (Adam)   (one global learning rate)
   rescaling:  θ = θ_mup / α               (σ = 1 in absolute tables, one LR α²·η0 for SGD)
@@ -27,6 +30,7 @@ from richness.scaling._types import (
 )
 from richness.scaling.parameterization import Parameterization, RoleScaling
 from richness.scaling.power import Power
+from richness.scaling.predict import weight_gradient_exponents
 
 __all__ = ["preset", "richness", "stp_table"]
 
@@ -72,7 +76,9 @@ def stp_table(
     m = 1, γ = 1 every σ is 1/√fan_in and every LR factor is 1 (the standard model).
     Adam (update size independent of gradient scale): η = (α/(√n·fan_in), α/(√n·fan_in),
     1/fan_in) absolute and (γ·m^{r−1/2}, γ·m^{r−3/2}, 1/m) relative; at r = 1/2 this is TP V's
-    Adam μP (arXiv:2203.03466, Table 3).
+    Adam μP (arXiv:2203.03466, Table 3). Adam's ε factor follows the raw gradient's coordinates,
+    w^{(−1/2−r, −1/2−r, 0)}, and the coupled-decay factor |∂L/∂W|/σ, w^{(−1/2−r, −r, 1/2+r)}
+    (derived by `weight_gradient_exponents`; 1 at the base width).
     """
     alpha = Power(gamma, 0.0, r)
     out_std = _INV_SQRT_FAN_IN / alpha
@@ -93,19 +99,42 @@ def stp_table(
             hidden_like = Power(gamma, -1.0, r - 0.5)
             lrs = (hidden_like, hidden_like, Power(1.0, -1.0, 0.0))
     stds = (_INV_SQRT_FAN_IN, _INV_SQRT_FAN_IN, out_std)
-    return {
+    table = {
         role: RoleScaling(multiplier=_ONE, init_std=std, lr=lr)
         for role, std, lr in zip(("input", "hidden", "output"), stds, lrs, strict=True)
     }
+    return table if optimizer == "sgd" else _with_adam_eps(table)
+
+
+def _with_adam_eps(table: dict[str, RoleScaling]) -> dict[str, RoleScaling]:
+    """The table with Adam's ε and coupled-decay laws: ε ∝ |∂L/∂W| coordinates, l2 ∝ |∂L/∂W|/σ.
+
+    Both are pure width laws w^e (1 at the base width of a base-relative table).
+    """
+    grads = weight_gradient_exponents(Parameterization(roles=table, optimizer="adam"))
+    out = {}
+    for role, laws in table.items():
+        grad = grads[f"grad_w/{role}"]
+        std = laws.init_std.exponent(fan_in_scales=role != "input")
+        out[role] = dataclasses.replace(
+            laws, eps=Power(1.0, 0.0, grad), l2=Power(1.0, 0.0, grad - std)
+        )
+    return out
 
 
 def _gauge_transform(laws: RoleScaling, theta: Power, optimizer: Optimizer) -> RoleScaling:
-    """(g, σ, η) → (θg, σ/θ, η/θ²) for SGD or (θg, σ/θ, η/θ) for Adam (THEORY.md §3)."""
-    lr_power = 2 if optimizer == "sgd" else 1
+    """(g, σ, η) → (θg, σ/θ, η/θ²) for SGD or (θg, σ/θ, η/θ) for Adam (THEORY.md §3).
+
+    Adam's ε and coupled-decay laws follow the raw gradient, which scales by θ: ε → θ·ε,
+    l2 → θ²·l2 (SGD tables keep them at 1).
+    """
+    adam = optimizer == "adam"
     return RoleScaling(
         multiplier=laws.multiplier * theta,
         init_std=laws.init_std / theta,
-        lr=laws.lr / theta**lr_power,
+        lr=laws.lr / theta ** (1 if adam else 2),
+        eps=laws.eps * theta if adam else laws.eps,
+        l2=laws.l2 * theta**2 if adam else laws.l2,
     )
 
 
