@@ -66,6 +66,10 @@ def _worker(rank, port, path, gauge):
     gains = [m.multiplier.item() for m in model.modules() if isinstance(m, Multiplier)]
     if rank == 0:
         torch.save({"state": state, "lrs": _lrs(opt), "sharded": sharded, "g": gains}, path)
+    # both ranks finish their collectives and drop the sharded state before the group goes:
+    # tearing gloo down under a peer still in FSDP's hooks aborted a process now and then
+    dist.barrier()
+    del model, opt, state
     dist.destroy_process_group()
 
 
