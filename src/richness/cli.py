@@ -235,7 +235,9 @@ def transfer(
     table = Table(title=f"{parsed.name}: optimal log2 η0 per width (training loss)")
     optima = {(o["label"], o["quantity"], o["width"]): o for o in summary["optima"]}
     widths = sorted({o["width"] for o in summary["optima"]})
-    for col in ("parameterization", *map(str, widths), "drift / doubling", "95% CI", "verdict"):
+    fitted = min(min(d["fit_widths"]) for d in summary["drifts"])
+    heads = (f"drift / doubling (n ≥ {fitted})", "95% CI", "all widths", "verdict")
+    for col in ("parameterization", *map(str, widths), *heads):
         table.add_column(col)
     for d in summary["drifts"]:
         if d["quantity"] != "loss":
@@ -248,7 +250,8 @@ def transfer(
         ci = "–" if d["ci_low"] is None else f"[{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
         drift = "–" if d["drift"] is None else f"{d['drift']:+.3f}"
         expected = "" if d["expected"] is None else f" (expected {d['expected']})"
-        table.add_row(d["label"], *cells, drift, ci, d["verdict"] + expected)
+        drift_all = "–" if d["drift_all"] is None else f"{d['drift_all']:+.3f}"
+        table.add_row(d["label"], *cells, drift, ci, drift_all, d["verdict"] + expected)
     console.print(table)
     console.print(f"verdict: {summary['verdict']} · {json_path} · {png}")
 
