@@ -24,7 +24,7 @@ test: $(BIN)/richness
 bench: $(BIN)/richness
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_meter.py --json docs/bench_meter.json
 	$(BIN)/python benchmarks/bench_ntk.py --json docs/bench_ntk.json
-	OMP_WAIT_POLICY=PASSIVE $(BIN)/python benchmarks/bench_sweep.py --json docs/bench_sweep.json
+	$(BIN)/python benchmarks/bench_sweep.py --json docs/bench_sweep.json
 
 clean:
 	rm -rf $(VENV) $(OUT)

@@ -3,6 +3,8 @@
 The grid (issue 8): an MLP of depth 3 (64 → n → n → 10, no bias, ReLU) on scikit-learn's digits
 (1024 training images, standardized, one-hot targets), widths 128, 256, 512, 1024, 2048, four
 seeds, 20 SGD steps on random batches of 256, MSE. Runners, side by side in one run:
+(plain and mup get one untimed warm-up member per width first; richness's timings include its
+workers' own start-up)
 
   richness-fp32  `richness.sweep.run_sweep` on the grid × five r ∈ {0, ⅛, ¼, ⅜, ½} (STP gauge,
                  base width 128): all cores as 1-thread worker processes, members that share a
@@ -171,9 +173,11 @@ def plain_width(width: int, arrays: dict) -> float:
 
     x = torch.as_tensor(arrays["x"])
     y = torch.as_tensor(arrays["y"])
-    start = time.perf_counter()
-    for seed in range(SEEDS):
-        torch.manual_seed(seed)
+    start = 0.0
+    for seed in range(-1, SEEDS):  # seed -1: a warm-up member, not timed
+        if seed == 0:
+            start = time.perf_counter()
+        torch.manual_seed(max(seed, 0))
         model = nn.Sequential(
             nn.Linear(D_IN, width, bias=False),
             nn.ReLU(),
@@ -182,7 +186,7 @@ def plain_width(width: int, arrays: dict) -> float:
             nn.Linear(width, D_OUT, bias=False),
         )
         opt = torch.optim.SGD(model.parameters(), lr=LR)
-        batches = torch.Generator().manual_seed(seed)
+        batches = torch.Generator().manual_seed(max(seed, 0))
         for _ in range(STEPS):
             index = torch.randperm(len(x), generator=batches)[:BATCH]
             loss = 0.5 * (model(x[index]) - y[index]).pow(2).sum(1).mean()
@@ -217,6 +221,17 @@ def mup_width(width: int, arrays: dict, seeds: int = SEEDS) -> float:
 
     x = torch.as_tensor(arrays["x"][:BATCH])
     y = torch.as_tensor(arrays["y"][:BATCH]).argmax(1)  # mup's "mse" one-hot encodes labels
+    get_coord_data(
+        {width: lazy},
+        [(x, y)],
+        optimizer="sgd",
+        lr=LR,
+        nsteps=2,
+        nseeds=1,
+        cuda=False,
+        lossfn="mse",
+        flatten_input=True,
+    )  # warm-up, not timed
     start = time.perf_counter()
     get_coord_data(
         {width: lazy},
@@ -254,7 +269,10 @@ def worker(case: dict) -> dict:
 
 def run_case(python: str, case: dict, timeout: float = 900.0) -> dict:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if case["runner"] in ("plain", "mup"):
+        # as a user runs them: torch's default threads and OpenMP's default (spinning) waits,
+        # which suit one multi-threaded process on an otherwise idle machine
+        env.pop("OMP_WAIT_POLICY", None)
     cmd = [python, __file__, "--worker", json.dumps(case)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:

@@ -173,13 +173,14 @@ class _Update:
                 self._adam(p, grad, hp, state)
 
     def _sgd(self, p, grad, hp, state) -> None:
+        # a bf16 grad (the bf16 ensemble's weight matrices) is read in float32 by each op below
         momentum = self.shared["momentum"] or 0.0
         if bool((hp["weight_decay"] != 0).any()):
             grad = grad + hp["weight_decay"] * p
         if momentum != 0:
             buf = state.get("momentum")
             if buf is None:
-                buf = state["momentum"] = grad.clone()
+                buf = state["momentum"] = grad.to(p.dtype, copy=True)
             else:
                 buf.mul_(momentum).add_(grad, alpha=1 - (self.shared["dampening"] or 0.0))
             grad = grad + momentum * buf if self.shared["nesterov"] else buf
@@ -187,6 +188,7 @@ class _Update:
 
     def _adam(self, p, grad, hp, state) -> None:
         beta1, beta2 = self.shared["betas"]
+        grad = grad.to(p.dtype)
         if bool((hp["weight_decay"] != 0).any()):
             if self.decoupled:
                 p.mul_(1 - hp["lr"] * hp["weight_decay"])
@@ -313,6 +315,14 @@ class _Ensemble:
         self.data = data
         self.metrics = expand_metrics(config.get("measure", {}).get("metrics", ["default"]))
         self.mixed = autocast(config.get("precision", "full"), self.x_train.device)
+        # bf16: the weight matrices also live as bfloat16 copies that the training forward reads,
+        # refreshed from the float32 masters after each update; autocast then casts nothing
+        # n²-sized, and their gradients come back in bf16 without a cast to float32
+        self.shadow = (
+            {k: v.to(torch.bfloat16) for k, v in self.params.items() if v.dim() >= 3}
+            if config.get("precision") == "bf16"
+            else {}
+        )
         self._grad_step = vmap(grad_and_value(self._loss), in_dims=(0, 0, 0, 0, 0))
         self._grad_step_full = vmap(grad_and_value(self._loss), in_dims=(0, 0, None, 0, None))
         self._probe = vmap(self._capture, in_dims=(0, 0, None))
@@ -470,13 +480,15 @@ class _Ensemble:
                 )
                 f0 = torch.gather(self.f0_train, 1, index[..., None].expand(-1, -1, y.shape[-1]))
                 grads, losses = self._grad_step(
-                    self.params, self.buffers, self.x_train[index], f0, y[index]
+                    self.params | self.shadow, self.buffers, self.x_train[index], f0, y[index]
                 )
             else:
                 grads, losses = self._grad_step_full(
-                    self.params, self.buffers, self.x_train, self.f0_train, y
+                    self.params | self.shadow, self.buffers, self.x_train, self.f0_train, y
                 )
             self.update(self.params, grads)
+            for key, low in self.shadow.items():
+                low.copy_(self.params[key])
             self.grads = grads
             values = losses.tolist()  # one sync per step: divergence is checked per member
             for member, value in enumerate(values):
