@@ -181,6 +181,8 @@ def test_bf16_trains_close_to_float32_and_measures_in_float32():
     for key in [(6, "layers.1", "dh"), (6, "", "df"), (6, "", "loss")]:
         assert b[key] == pytest.approx(a[key], rel=0.05)
         assert c[key] == pytest.approx(b[key], rel=1e-4)
+    assert vectorizable({**base, "precision": "bf16"}) is None
+    assert "bf16 on the CPU" in vectorizable({**base, "precision": "bf16", "width": 512})
     failed = run({**base, "precision": "fp8"})
     assert failed.status == "failed"
     assert "precision='fp8' is not one of" in failed.error
