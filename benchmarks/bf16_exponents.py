@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     fits = {}
     for precision in ("full", "bf16"):
         db = args.out / f"demo-{precision}.sqlite"
-        run_sweep(spec.model_copy(update={"precision": precision}), db, workers=args.workers,
-                  progress=False)
+        run_sweep(
+            spec.model_copy(update={"precision": precision}),
+            db,
+            workers=args.workers,
+            progress=False,
+        )
         store = Store(db)
         frame = fit_exponents(store.runs(), store.metrics(), quantities=QUANTITIES)
         fits[precision] = frame.set_index(["quantity", "layer", "label", "step"])
@@ -47,24 +51,38 @@ def main(argv: list[str] | None = None) -> int:
     for key in full.index.intersection(bf16.index):
         a, b = full.loc[key], bf16.loc[key]
         agree = bool(a.ci_low <= b.slope <= a.ci_high and b.ci_low <= a.slope <= b.ci_high)
-        rows.append({"quantity": key[0], "layer": key[1], "label": key[2], "step": int(key[3]),
-                     "fp32": float(a.slope), "fp32_ci": [float(a.ci_low), float(a.ci_high)],
-                     "bf16": float(b.slope), "bf16_ci": [float(b.ci_low), float(b.ci_high)],
-                     "agree": agree})
+        rows.append(
+            {
+                "quantity": key[0],
+                "layer": key[1],
+                "label": key[2],
+                "step": int(key[3]),
+                "fp32": float(a.slope),
+                "fp32_ci": [float(a.ci_low), float(a.ci_high)],
+                "bf16": float(b.slope),
+                "bf16_ci": [float(b.ci_low), float(b.ci_high)],
+                "agree": agree,
+            }
+        )
     rows.sort(key=lambda r: (r["quantity"], r["layer"], r["label"], r["step"]))
-    print(f"{'quantity':<10} {'layer':<9} {'label':<7} {'step':>4} {'fp32 [95% CI]':>24} "
-          f"{'bf16 [95% CI]':>24}  agree")
+    print(
+        f"{'quantity':<10} {'layer':<9} {'label':<7} {'step':>4} {'fp32 [95% CI]':>24} "
+        f"{'bf16 [95% CI]':>24}  agree"
+    )
     for r in rows:
         lo, hi = r["fp32_ci"]
         blo, bhi = r["bf16_ci"]
-        print(f"{r['quantity']:<10} {r['layer']:<9} {r['label']:<7} {r['step']:>4} "
-              f"{r['fp32']:+.3f} [{lo:+.3f}, {hi:+.3f}] {r['bf16']:+.3f} [{blo:+.3f}, {bhi:+.3f}]"
-              f"  {'yes' if r['agree'] else 'NO'}")
+        print(
+            f"{r['quantity']:<10} {r['layer']:<9} {r['label']:<7} {r['step']:>4} "
+            f"{r['fp32']:+.3f} [{lo:+.3f}, {hi:+.3f}] {r['bf16']:+.3f} [{blo:+.3f}, {bhi:+.3f}]"
+            f"  {'yes' if r['agree'] else 'NO'}"
+        )
     agreed = sum(r["agree"] for r in rows)
     print(f"\n{agreed} of {len(rows)} fitted exponents agree within both intervals")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "agreed": agreed, "total": len(rows)},
-                                        indent=1) + "\n")
+        args.json.write_text(
+            json.dumps({"rows": rows, "agreed": agreed, "total": len(rows)}, indent=1) + "\n"
+        )
     return 0
 
 

@@ -68,13 +68,37 @@ def test_gpt2_roles_read_conv1d_transposed():
     block = "transformer.h.0"
     assert roles["transformer.wte.weight"] == ("input", 1, 128)
     assert roles["transformer.wpe.weight"] == ("input", 1, 128)
-    assert roles[f"{block}.attn.c_attn.weight"] == ("hidden", 128, 3 * 128)  # (in, out) storage
-    assert roles[f"{block}.mlp.c_fc.weight"] == ("hidden", 128, 4 * 128)
+    # (in, out) storage; the fused q, k, v (3n) and the MLP (4n) sit at the model's width n
+    assert roles[f"{block}.attn.c_attn.weight"] == ("hidden", 128, 128)
+    assert roles[f"{block}.mlp.c_fc.weight"] == ("hidden", 128, 128)
     assert roles[f"{block}.mlp.c_proj.weight"] == ("hidden", 4 * 128, 128)
     assert roles[f"{block}.ln_1.weight"] == ("input", 1, 128)  # LayerNorm gain: input vector
-    assert roles[f"{block}.attn.c_attn.bias"] == ("input", 1, 3 * 128)
+    assert roles[f"{block}.attn.c_attn.bias"] == ("input", 1, 128)
     assert roles["lm_head.weight"] == ("output", 128, 128)
     assert layout_of(Conv1D(5, 3)).fan_out_dim == 1
+
+
+def test_gpt2_at_the_base_width_is_the_unparameterized_model_in_float64():
+    """n = n0, γ = 1: c_attn (3n), c_fc (4n) and every other layer get g = η = ε = 1, and the
+    model trains step for step like the plain GPT-2 under torch's Adam."""
+    torch.manual_seed(0)
+    plain = hf.Logits(gpt2(64)).double()
+    model = hf.Logits(gpt2(64)).double()
+    model.load_state_dict(plain.state_dict())
+    p = rn.preset("mup", optimizer="adam", base_width=64)
+    rn.parameterize(model, p, base=hf.Logits(gpt2(32)), init="keep")
+    rows = [row for row in rn.nn.table_of(model) if row["role"] is not None]
+    assert {(row["width"], row["multiplier"], row["lr_factor"]) for row in rows} == {(64, 1.0, 1.0)}
+    assert {m.attn.scaling for m in model.model.transformer.h} == {32**-0.5}
+    opt = rn.optimizer(model, lr=1e-2)
+    assert {g["eps"] for g in opt.param_groups} == {1e-8}
+    ref = torch.optim.Adam(plain.parameters(), lr=1e-2, eps=1e-8)
+    for _ in range(3):
+        for net, o in ((model, opt), (plain, ref)):
+            o.zero_grad()
+            net(_tokens()).square().mean().backward()
+            o.step()
+        torch.testing.assert_close(model(_tokens()), plain(_tokens()), rtol=0, atol=1e-13)
 
 
 class _Stack(nn.Module):

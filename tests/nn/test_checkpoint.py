@@ -41,8 +41,11 @@ def test_loading_into_another_parameterization_is_an_error():
     x = torch.randn(4, 8)
     a = _model(rn.richness(0.5, "mup", base_width=16))
     state = a.state_dict()
-    for other in (rn.richness(0.5, "stp", base_width=16), rn.richness(0.25, "mup", base_width=16),
-                  rn.richness(0.5, "mup", base_width=32)):
+    for other in (
+        rn.richness(0.5, "stp", base_width=16),
+        rn.richness(0.25, "mup", base_width=16),
+        rn.richness(0.5, "mup", base_width=32),
+    ):
         b = _model(other)
         with pytest.raises(ValueError, match="another parameterization"):
             b.load_state_dict(state)

@@ -37,6 +37,68 @@ def test_shapes_and_roles():
     assert roles["readout.weight"] == "output"
 
 
+BASE_TABLES = [
+    rn.preset("mup", optimizer="adam", base_width=64),
+    rn.richness(0.5, optimizer="adam", base_width=64),
+    rn.richness(0.5, base_width=64),
+    rn.preset("mup", base_width=64),
+]
+
+
+@pytest.mark.parametrize("p", BASE_TABLES, ids=lambda p: f"{p.name}-{p.gauge}-{p.optimizer}")
+def test_base_width_is_the_unparameterized_model(p):
+    """At n = n0, γ = 1 every layer, the 4n MLP included, is the identity (g = η = ε = 1), and
+    the model trains step for step like the plain one under torch's own optimizer (float64)."""
+    torch.manual_seed(0)
+    plain = _model(64).double()
+    model = _model(64).double()
+    model.load_state_dict(plain.state_dict())
+    rn.parameterize(model, p, base=_model(32), init="keep")
+    for row in rn.nn.table_of(model):
+        if row["role"] is not None:
+            assert (row["name"], row["width"], row["multiplier"], row["lr_factor"]) == (
+                row["name"], 64, 1.0, 1.0
+            )  # fmt: skip
+    assert model.logit_scale == plain.logit_scale == 16**-0.5
+    opt = rn.optimizer(model, lr=1e-2)
+    if p.optimizer == "adam":
+        assert {g["eps"] for g in opt.param_groups} == {1e-8}
+        ref = torch.optim.Adam(plain.parameters(), lr=1e-2, eps=1e-8)
+    else:
+        ref = torch.optim.SGD(plain.parameters(), lr=1e-2)
+    tokens = torch.randint(0, V, (4, T), generator=torch.Generator().manual_seed(1))
+    for _ in range(3):
+        for net, o in ((model, opt), (plain, ref)):
+            o.zero_grad()
+            net(tokens).square().mean().backward()
+            o.step()
+        torch.testing.assert_close(model(tokens), plain(tokens), rtol=0, atol=1e-13)
+
+
+def test_zero_query_and_readout_stay_zero_and_attention_starts_uniform():
+    torch.manual_seed(0)
+    p = rn.preset("mup", optimizer="adam", base_width=32)
+    model = _parameterized(64, p, zero_query=True, zero_readout=True)
+    assert all(b.attn.q.weight.abs().max() == 0 for b in model.blocks)
+    assert model.readout.weight.abs().max() == 0
+    assert model(torch.randint(0, V, (2, T))).abs().max() == 0  # f0 = 0
+    assert model.blocks[0].attn.k.weight.abs().max() > 0  # only the query and the readout
+    attn, x = model.blocks[0].attn, torch.randn(2, T, 64, dtype=torch.float64)
+    v = attn.v(x).view(2, T, 4, 16)
+    uniform = v.cumsum(1) / torch.arange(1, T + 1, dtype=torch.float64).view(1, T, 1, 1)
+    expected = attn.o(uniform.reshape(2, T, 64))
+    torch.testing.assert_close(attn(x, model.logit_scale), expected, rtol=1e-12, atol=1e-12)
+    opt, tokens = rn.optimizer(model, lr=1e-3), torch.randint(0, V, (4, T))
+    for _ in range(2):  # step 1 moves only the readout: the body's gradient passes through it
+        opt.zero_grad()
+        (model(tokens) - 1).square().mean().backward()
+        opt.step()
+    assert model.blocks[0].attn.q.weight.abs().max() > 0  # and they train
+    assert model.readout.weight.abs().max() > 0
+    with pytest.raises(ValueError, match="zero_readout=True with tie_embeddings"):
+        _model(64, zero_readout=True, tie_embeddings=True)
+
+
 def test_bad_arguments_name_the_field():
     with pytest.raises(ValueError, match="n_heads=3 must divide width=64"):
         Transformer(V, 64, n_heads=3)

@@ -37,6 +37,7 @@ def _with(**changes):
         ({"optimizer": {"kind": "lion", "lr": 0.1}}, "optimizer.kind"),
         ({"model": {"kind": "rnn"}}, "model.kind"),
         ({"model": {"kind": "mlp", "n_heads": 4}}, "model.n_heads"),
+        ({"model": {"kind": "cnn", "zero_readout": True}}, "model.zero_readout"),
         ({"model": {"kind": "mlp", "depth": 1}}, "model.depth"),
         ({"model": {"kind": "factory"}}, "model.factory"),
         ({"data": {"kind": "mnist"}}, "data.kind"),

@@ -45,7 +45,9 @@ def parameterize(
     Each weight matrix W of role ρ, width n and fan-in f gets the multiplier g = p.layer(ρ, n,
     f).multiplier (a parametrization: `layer.weight` reads g·W), the LR factor that
     `rn.optimizer` puts in its param group, and, by `init`:
-      "normal":  W ~ N(0, σ²) with σ = the table's init std (biases 0, norm gains 1);
+      "normal":  W ~ N(0, σ²) with σ = the table's init std (biases 0, norm gains 1); a
+                 matrix that is exactly zero stays zero (a deliberate zero init, like TP V's
+                 zero query: `Transformer(zero_query=True)`);
       "rescale": the model's own init scaled by g·σ·√f (its deviation from the standard
                  1/√f), so a base-relative table at the base width leaves the model unchanged;
       "keep":    the effective weights g·W are left exactly as they are.
@@ -112,8 +114,9 @@ def parameterize(
                 unsafe=False,
             )
             if info.matrix and init == "normal":
-                raw = getattr(module.parametrizations, info.attr).original
-                raw.normal_(0.0, s.init_std, generator=generator)
+                if effective.any():  # a matrix the model set to zero stays zero (σ = 0)
+                    raw = getattr(module.parametrizations, info.attr).original
+                    raw.normal_(0.0, s.init_std, generator=generator)
                 continue
             if not info.matrix and init == "normal" and info.attr == "bias":
                 effective = torch.zeros_like(effective)

@@ -9,6 +9,16 @@ Vector-like parameters (biases, norm gains) of width size are input-role with fa
 Parameters with no dimension that scales (a readout bias) are left alone: multiplier 1,
 their own init, LR factor 1 (they are width-independent in every gauge).
 
+The width n at which every table entry is evaluated is the model's, not the layer's: a layer
+whose width dimension is k·n (a transformer MLP's n → 4n and 4n → n, GPT-2's fused q, k, v
+projection n → 3n, a conv net's later stages of 2n, 4n channels) is a layer of the width-n
+model, and evaluating its entry at k·n would put it at m = k at the base width (multiplier
+1/k, Adam ε/k² under μP) instead of the identity. n is the smallest width dimension of the
+model's weight matrices: with a base copy, the dimensions whose size differs from the base's;
+by role otherwise (an input or hidden weight's fan-out, an output weight's fan-in). Each layer
+keeps its real fan-in (1/√fan_in inits, per-fan-in LRs), so the k enters only there. Give a
+base-relative table's base_width in the same unit (the base model's smallest width dimension).
+
 Three ways to read roles, in order of precedence: explicit `roles={name: role}`, comparison
 with a `base` copy of the model at another width (the dimensions that differ are the width
 dimensions; what microsoft/mup's set_base_shapes does), or position (first matrix-like weight
@@ -43,7 +53,8 @@ class ParamRole:
       role: "input", "hidden", "output", or None for a width-independent parameter.
       fan_in: C_in · prod(kernel) for Linear/Conv weights (the layout's fan-in), 1 for
         embeddings and vectors.
-      width: the size of the dimension that scales with width (n for this model).
+      width: n, the model's width, the same for every parameter with a role (see the module
+        docstring); for a width-independent parameter, its size.
       matrix: whether it is a weight matrix (initialized from the table) or a vector
         (bias, norm gain: keeps its zero / one init).
     """
@@ -135,7 +146,7 @@ def infer_roles(
                 f"only in base {sorted(set(base_shapes) - {e[0] for e in entries})}"
             )
     matrix_entries = [e for e in entries if layout_of(e[2]) is not None and e[3] == "weight"]
-    out: dict[str, ParamRole] = {}
+    read = []  # (name, module name, attr, role, fan-in, width dimensions, matrix)
     for full, mod_name, module, attr, shape in entries:
         layout = layout_of(module) if attr == "weight" else None
         is_matrix = layout is not None
@@ -167,7 +178,8 @@ def infer_roles(
                     if index == len(matrix_entries) - 1
                     else "hidden"
                 )
-            width = shape[in_dim] if role == "output" and in_dim is not None else shape[out_dim]
+            base_shape = None if base_shapes is None else base_shapes[full]
+            dims = _width_dims(role, shape, base_shape, out_dim, in_dim)
         else:
             if explicit_role is not None:
                 role = explicit_role
@@ -176,17 +188,46 @@ def infer_roles(
             else:
                 last_module = matrix_entries[-1][1] if matrix_entries else None
                 role = "fixed" if mod_name == last_module else "input"
-            width = math.prod(shape) if shape else 1
-        out[full] = ParamRole(
+            dims = (math.prod(shape) if shape else 1,)
+        read.append((full, mod_name, attr, role, fan_in, dims, is_matrix))
+    widths = [
+        d for _, _, _, role, _, dims, matrix in read if matrix and role != "fixed" for d in dims
+    ]
+    nominal = min(widths) if widths else None
+    return {
+        full: ParamRole(
             name=full,
             module=mod_name,
             attr=attr,
             role=None if role == "fixed" else role,
             fan_in=fan_in,
-            width=width,
+            width=dims[0] if nominal is None or role == "fixed" else nominal,
             matrix=is_matrix,
         )
-    return out
+        for full, mod_name, attr, role, fan_in, dims, is_matrix in read
+    }
+
+
+def _width_dims(
+    role: str,
+    shape: tuple[int, ...],
+    base_shape: tuple[int, ...] | None,
+    out_dim: int,
+    in_dim: int | None,
+) -> tuple[int, ...]:
+    """The sizes of a weight's dimensions that scale with width.
+
+    With a base copy: the dimensions whose size differs from the base's. By role otherwise:
+    the fan-out of an input or hidden weight, the fan-in of an output weight (a hidden weight's
+    fan-in is left out: a depthwise conv read by position has fan-in dimension 1).
+    """
+    if base_shape is not None:
+        dims = tuple(a for a, b in zip(shape, base_shape, strict=True) if a != b)
+        if dims:
+            return dims
+    if role == "output" and in_dim is not None:
+        return (shape[in_dim],)
+    return (shape[out_dim],)
 
 
 def _role_from_base(

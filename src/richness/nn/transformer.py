@@ -20,6 +20,14 @@ tables) the scale is (d_head / d_head0)^e / √d_head0, so the base model keeps 
 that wraps one sets `transformer._richness_table = p`). Unparameterized, it is the standard
 model (1/√d_head).
 
+Zero init (TP V, arXiv:2203.03466: μP practice for transformers zero-initializes the query
+and the readout). `zero_query=True`: every attention starts uniform over the causal window at
+every width, instead of with random logits s·q·k. `zero_readout=True`: f0 = 0, and the first
+step moves only the readout (the body's gradient passes through it). On the character task
+(docs/transfer.md) the zero readout is what makes the tuned Adam η0 transfer across widths
+64–256 (μP drift +0.02 octaves per doubling against +1.68 with the random readout); the zero
+query alone changes little.
+
 Heads: `n_heads` fixed with d_head = width / n_heads growing (the μP convention), or `d_head`
 fixed with n_heads = width / d_head growing (then s is the constant 1/√d_head).
 
@@ -155,6 +163,10 @@ class Transformer(nn.Module):
       seq_len: T, the longest sequence (rows of the position embedding).
       bias: biases in Linear and LayerNorm layers.
       tie_embeddings: readout by the token embedding (see the module docstring).
+      zero_query: zero-initialize the query projections (see the module docstring).
+      zero_readout: zero-initialize the readout (see the module docstring). Both stay zero
+        under `rn.parameterize`'s "normal" init. Both default to False, so that the
+        unparameterized model is the standard one; the μTransfer spec turns both on.
 
     Shapes: tokens (N, T) long with T ≤ seq_len → logits (N, T·V), position-major (reshape
     to (N, T, V)): the (N, O) output that the MSE loop, the Meter and the NTK functions take,
@@ -162,7 +174,7 @@ class Transformer(nn.Module):
 
     Raises:
       ValueError: a size that is not a positive integer; both or neither of n_heads and
-        d_head; a width that they do not divide.
+        d_head; a width that they do not divide; zero_readout with tie_embeddings.
     """
 
     def __init__(
@@ -176,6 +188,8 @@ class Transformer(nn.Module):
         *,
         bias: bool = False,
         tie_embeddings: bool = False,
+        zero_query: bool = False,
+        zero_readout: bool = False,
     ):
         super().__init__()
         for field, value in (("vocab", vocab), ("width", width), ("depth", depth)):
@@ -201,6 +215,13 @@ class Transformer(nn.Module):
         self.blocks = nn.ModuleList(Block(width, self.n_heads, bias) for _ in range(depth))
         self.ln_f = nn.LayerNorm(width, bias=bias)
         self.readout = None if tie_embeddings else nn.Linear(width, vocab, bias=bias)
+        if zero_readout and tie_embeddings:
+            raise ValueError("zero_readout=True with tie_embeddings=True: the tied readout is E")
+        self.zero_query, self.zero_readout = zero_query, zero_readout
+        zeroed = [block.attn.q for block in self.blocks] if zero_query else []
+        for module in zeroed + ([self.readout] if zero_readout else []):
+            for param in module.parameters():
+                nn.init.zeros_(param)
 
     def _table(self) -> Parameterization | None:
         return getattr(self, "_richness_table", None)

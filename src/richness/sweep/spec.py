@@ -49,6 +49,12 @@ class ModelSpec(_Strict):
         None, ge=1, description="transformer: head size, fixed as width grows (instead of n_heads)"
     )
     tie_embeddings: bool | None = Field(None, description="transformer: readout by the embedding")
+    zero_query: bool | None = Field(
+        None, description="transformer: zero-initialized query projections (TP V's μP practice)"
+    )
+    zero_readout: bool | None = Field(
+        None, description="transformer: zero-initialized readout (TP V's μP practice)"
+    )
     factory: str | None = Field(None, description="'module:function', f(width) -> nn.Module")
     d_in: int | None = Field(None, ge=1, description="ignored: taken from the data")
     d_out: int | None = Field(None, ge=1, description="ignored: taken from the data")
@@ -64,6 +70,8 @@ class ModelSpec(_Strict):
             "n_heads": "transformer",
             "d_head": "transformer",
             "tie_embeddings": "transformer",
+            "zero_query": "transformer",
+            "zero_readout": "transformer",
         }
         for name, kind in only.items():
             if getattr(self, name) is not None and self.kind != kind:
