@@ -56,6 +56,7 @@ from richness.train import (
     autocast,
     build_optimizer,
     build_parameterized,
+    class_accuracy,
     flattens,
     load_data,
     run,
@@ -455,10 +456,7 @@ class _Ensemble:
             prediction = self._apply(self.params, self.buffers, self.x_test) - self.f0_test
             values["test_loss"] = 0.5 * (prediction - y_test).pow(2).sum(-1).mean(-1)
             if self.data.n_classes:
-                classes = (len(y_test), -1, self.data.n_classes)  # (N, positions, classes)
-                guess = prediction.reshape(self.members, *classes).argmax(-1)
-                hits = guess == y_test.reshape(classes).argmax(-1)
-                values["test_acc"] = hits.to(losses.dtype).flatten(1).mean(-1)
+                values["test_acc"] = class_accuracy(prediction, y_test, self.data.n_classes)
         keys = list(values)
         table = torch.stack([values[k].to(losses.dtype) for k in keys]).tolist()  # one sync
         for member, alive in enumerate(live):

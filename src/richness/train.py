@@ -43,6 +43,7 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "build_parameterized",
+    "class_accuracy",
     "flattens",
     "load_data",
     "parameterization_of",
@@ -101,6 +102,18 @@ def build_model(spec: dict[str, Any], width: int, data: Dataset) -> nn.Module:
         f"model.kind={kind!r} is not one of 'mlp', 'linear', 'cnn', 'resmlp', 'transformer', "
         "'factory'"
     )
+
+
+def class_accuracy(prediction: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Fraction of argmax hits against one-hot targets y (N, positions·classes).
+
+    `prediction` is (..., N, positions·classes): leading dims (an ensemble's members) are kept.
+    A sequence model is scored at every position.
+    """
+    per_class = (len(y), -1, n_classes)  # (N, positions, classes)
+    guess = prediction.reshape(*prediction.shape[:-2], *per_class).argmax(-1)
+    hits = guess == y.reshape(per_class).argmax(-1)
+    return hits.to(prediction.dtype).flatten(-2).mean(-1)
 
 
 def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
@@ -162,10 +175,8 @@ def train(
             test = 0.5 * (prediction - y_test).pow(2).sum(1).mean()
             outcome.rows.append((step, "", "test_loss", float(test)))
             if data.n_classes:
-                per_class = (len(y_test), -1, data.n_classes)  # (N, positions, classes)
-                guess = prediction.reshape(per_class).argmax(-1)
-                hits = guess == y_test.reshape(per_class).argmax(-1)
-                outcome.rows.append((step, "", "test_acc", float(hits.float().mean())))
+                accuracy = class_accuracy(prediction, y_test, data.n_classes)
+                outcome.rows.append((step, "", "test_acc", float(accuracy)))
 
     mixed = autocast(precision, x_train.device)
 

@@ -244,12 +244,20 @@ def load_spec(path: str | Path) -> SweepSpec:
       SpecError: unreadable YAML or an invalid field (the message names each).
       FileNotFoundError: no such file.
     """
-    text = Path(path).read_text()
+    return parse_spec(read_yaml(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document at `path` (yaml.safe_load).
+
+    Raises:
+      SpecError: unreadable YAML.
+      FileNotFoundError: no such file.
+    """
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(Path(path).read_text())
     except yaml.YAMLError as err:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
-    return parse_spec(data)
 
 
 def expand(spec: SweepSpec) -> list[dict[str, Any]]:

@@ -31,7 +31,6 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from richness.sweep.spec import (
@@ -41,6 +40,7 @@ from richness.sweep.spec import (
     SweepSpec,
     _Strict,
     expand,
+    read_yaml,
 )
 
 __all__ = [
@@ -190,12 +190,7 @@ def load_transfer_spec(path: str | Path) -> TransferSpec:
       SpecError: unreadable YAML or an invalid field.
       FileNotFoundError: no such file.
     """
-    text = Path(path).read_text()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML: {err}") from None
-    return parse_transfer_spec(data)
+    return parse_transfer_spec(read_yaml(path))
 
 
 def run_transfer(
