@@ -125,8 +125,9 @@ def run_ensemble(configs: Sequence[dict[str, Any]]) -> list[RunOutcome]:
         return [run(c) for c in configs]
 
 
-def _hyper(group: dict[str, Any], name: str, default: Any = 0.0) -> Any:
-    value = group.get(name, default)
+def _hyper(group: dict[str, Any], name: str) -> Any:
+    """A group's setting, hashable (betas as a tuple), None when the optimizer has none."""
+    value = group.get(name)
     return tuple(value) if isinstance(value, list | tuple) else value
 
 
@@ -153,7 +154,7 @@ class _Update:
                     next(g for g in opt.param_groups if any(q is param for q in g["params"]))
                 )
             for key in shared:
-                values = {_hyper(g, key, None) for g in groups}
+                values = {_hyper(g, key) for g in groups}
                 if len(values) > 1:
                     raise ValueError(f"members disagree on {key} of {name}: {values}")
                 self.shared.setdefault(key, values.pop())
