@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -69,10 +70,50 @@ def jobs_of(configs: list[dict], workers: int, ensemble: bool = True) -> list[li
     return sorted(jobs, key=lambda job: -len(job) * _cost(job[0]))
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, parent: int | None = None) -> None:
+    """Sets a worker's intra-op threads; with `parent` (the driver's pid), dies with it."""
     import torch
 
     torch.set_num_threads(threads)
+    if parent is not None:
+        _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Makes this process exit when process `parent` dies, so a killed driver leaves no workers.
+
+    Linux: prctl(PR_SET_PDEATHSIG, SIGKILL) has the kernel kill us when the thread that spawned
+    us exits (the pool spawns from the driver's thread that submits jobs). Elsewhere, or if prctl
+    fails, a daemon thread polls for it (`_poll_parent`). A parent already dead before the
+    prctl call is caught by the getppid() check after it.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:
+                os._exit(1)
+            return
+    _poll_parent(parent)
+
+
+def _poll_parent(parent: int, interval: float = 0.5) -> None:
+    """Starts a daemon thread that exits the process once its parent is no longer `parent`.
+
+    Portable: an orphan is reparented (to init or a subreaper), so getppid() changes.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="richness-parent-watch", daemon=True).start()
 
 
 def _local(jobs: list[list[dict]], workers: int, threads: int) -> Iterator[tuple[dict, RunOutcome]]:
@@ -80,7 +121,8 @@ def _local(jobs: list[list[dict]], workers: int, threads: int) -> Iterator[tuple
 
     A worker that dies (killed, out of memory, a crash in native code) breaks the pool: every
     run of an unfinished job is then retried alone in a fresh process, and one that kills that
-    process too is reported as failed, so one bad run cannot stop the sweep.
+    process too is reported as failed, so one bad run cannot stop the sweep. Workers exit when
+    the driver dies (`_exit_with_parent`): a `kill -9` of the sweep leaves none behind.
     """
     if workers <= 1:
         _worker_init(threads)
@@ -91,7 +133,7 @@ def _local(jobs: list[list[dict]], workers: int, threads: int) -> Iterator[tuple
 
     def pool(n: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            n, mp_context=context, initializer=_worker_init, initargs=(threads,)
+            n, mp_context=context, initializer=_worker_init, initargs=(threads, os.getpid())
         )
 
     retry: list[dict] = []
