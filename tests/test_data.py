@@ -1,4 +1,5 @@
-"""Tests of richness.data: digits, synthetic teachers, and the CIFAR-10 readers on tiny files."""
+"""Tests of richness.data: digits, synthetic teachers, text files, and the CIFAR-10 readers on
+tiny files (tests/test_data_real.py reads the real files of ../shared/data)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import math
 import os
 import pickle
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,14 @@ import pytest
 import torch
 from sklearn.datasets import load_digits
 
-from richness.data import CIFAR10_CLASSES, Dataset, load_dataset
+from richness.data import (
+    CIFAR10_CLASSES,
+    UNK,
+    Dataset,
+    check_dataset,
+    check_vocabulary,
+    load_dataset,
+)
 
 # --------------------------------------------------------------------------------------------
 # digits
@@ -487,3 +496,165 @@ def test_cifar10_rejects_wrong_structure(tmp_path: Path) -> None:
 def test_empty_test_split_of_images():
     ds = load_dataset("digits", n_train=16, n_test=0, n_probe=4, as_images=True)
     assert tuple(ds.x_test.shape) == (0, 1, 8, 8)
+
+
+# --------------------------------------------------------------------------------------------
+# text files (WikiText format)
+# --------------------------------------------------------------------------------------------
+
+_TEXT = (
+    " = Valkyria Chronicles = \n\n"
+    " The game began development in 2010 , carrying over a large portion of the work . \n"
+    " It met with positive sales in Japan , and was praised by both Japanese and western "
+    "critics . \n"
+) * 6
+
+
+def _text_file(tmp_path: Path, text: str, name: str = "wiki.train.tokens") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_text_chars_follow_the_chars_contract(tmp_path: Path) -> None:
+    path = _text_file(tmp_path, _TEXT)
+    ds = load_dataset("text", path=path, n_train=10, n_test=5, n_probe=3, seq_len=8, seed=1)
+    vocab = ds.meta["vocab"]
+    assert vocab[0] == UNK and list(vocab[1:]) == sorted(set(_TEXT))
+    v = len(vocab)
+    assert ds.name == "text" and ds.n_classes == v
+    assert ds.x_train.dtype == torch.int64 and ds.x_train.shape == (10, 8)
+    assert ds.y_train.shape == (10, 8 * v) and ds.y_train.dtype == torch.float32
+    assert ds.x_probe.shape == (3, 8) and ds.x_test.shape == (5, 8)
+    # Each window is a slice of seq_len + 1 = 9 characters of the file, at its index times 9;
+    # x is its first 8, the one-hot targets its last 8.
+    for x, y, idx in [(ds.x_train, ds.y_train, ds.meta["train_index"])]:
+        nxt = y.reshape(len(y), 8, v).argmax(-1)
+        assert torch.equal(nxt[:, :-1], x[:, 1:])
+        for row, target, i in zip(x, nxt, idx.tolist(), strict=True):
+            window = "".join(vocab[t] for t in [*row.tolist(), int(target[-1])])
+            assert window == _TEXT[9 * i : 9 * i + 9]
+    # Disjoint windows, deterministic by seed.
+    parts = [set(ds.meta[f"{s}_index"].tolist()) for s in ("train", "probe", "test")]
+    assert sum(map(len, parts)) == len(set().union(*parts)) == 18
+    again = load_dataset("text", path=path, n_train=10, n_test=5, n_probe=3, seq_len=8, seed=1)
+    other = load_dataset("text", path=path, n_train=10, n_test=5, n_probe=3, seq_len=8, seed=2)
+    assert torch.equal(again.x_train, ds.x_train) and not torch.equal(other.x_train, ds.x_train)
+    # n_test=None: every window left; float64 targets on request.
+    rest = load_dataset("text", path=path, n_train=10, n_test=None, n_probe=3, seq_len=8)
+    assert len(rest.x_test) == len(_TEXT) // 9 - 13
+    wide = load_dataset("text", path=str(path), n_train=2, n_probe=1, n_test=1, dtype="float64")
+    assert wide.y_train.dtype == torch.float64 and wide.x_train.shape == (2, 32)
+
+
+def test_text_vocabulary_comes_from_the_training_file(tmp_path: Path) -> None:
+    train = _text_file(tmp_path, "the cat sat on the mat . " * 20)
+    test = _text_file(tmp_path, "the dog sat on the rug . <unk> " * 10, "wiki.test.tokens")
+    kw = {"path": train, "test_path": test, "n_train": 4, "n_probe": 2, "seq_len": 5}
+    words = load_dataset("text", tokenizer="word", n_test=None, **kw)
+    assert words.meta["vocab"] == (UNK, ".", "cat", "mat", "on", "sat", "the")
+    ids = torch.cat([words.x_test.flatten(), words.y_test.reshape(-1, 7).argmax(-1)])
+    assert set(ids.tolist()) <= set(range(7)) and 0 in ids.tolist()  # dog, rug -> <unk>
+    assert words.meta["unknown_test_fraction"] == pytest.approx(2 / 8)  # <unk> itself is known
+    assert len(words.x_test) == 80 // 6  # every window of the test file, in file order
+    assert torch.equal(words.meta["test_index"], torch.arange(80 // 6))
+    chars = load_dataset("text", tokenizer="char", n_test=None, **kw)
+    assert chars.meta["vocab"] == (UNK, *sorted(set("the cat sat on the mat . ")))
+    unseen = sum(c not in "the cat sat on the mat . " for c in "the dog sat on the rug . <unk> ")
+    assert chars.meta["unknown_test_fraction"] == pytest.approx(unseen / 31)  # d g r u < k >
+    assert (chars.x_test == 0).any()  # unseen characters read as the unknown id
+    # max_vocab keeps the most frequent tokens (ties in sorted order), the rest read as <unk>.
+    small = load_dataset("text", tokenizer="word", n_test=2, max_vocab=3, **kw)
+    assert small.meta["vocab"] == (UNK, "the", ".") or small.meta["vocab"] == (UNK, ".", "the")
+    assert small.n_classes == 3
+
+
+def test_text_bad_files_name_the_file_and_the_requirement(tmp_path: Path) -> None:
+    kw = {"n_train": 4, "n_test": 2, "n_probe": 2, "seq_len": 8}
+    missing = tmp_path / "nowhere.txt"
+    with pytest.raises(FileNotFoundError, match=r"path='.*nowhere\.txt' does not exist"):
+        load_dataset("text", path=missing, **kw)
+    with pytest.raises(ValueError, match=r"path='.*' is not a file"):
+        load_dataset("text", path=tmp_path, **kw)
+    empty = _text_file(tmp_path, "", "empty.txt")
+    with pytest.raises(ValueError, match=r"path='.*empty\.txt' is empty"):
+        load_dataset("text", path=empty, **kw)
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("café au lait ".encode("latin-1") * 50)
+    with pytest.raises(ValueError, match=r"path='.*latin1\.txt' is not UTF-8 text: byte 3"):
+        load_dataset("text", path=latin, **kw)
+    blank = _text_file(tmp_path, " \n \n", "blank.txt")
+    with pytest.raises(ValueError, match=r"blank\.txt' holds no word tokens"):
+        load_dataset("text", path=blank, tokenizer="word", **kw)
+    short = _text_file(tmp_path, "x" * 60, "short.txt")  # 6 windows of 9, 8 needed
+    message = r"path='.*short\.txt' is too short: it holds 60 char tokens, 6 windows of "
+    with pytest.raises(ValueError, match=message + r"seq_len \+ 1 = 9 .* need 8"):
+        load_dataset("text", path=short, **kw)
+    train = _text_file(tmp_path, _TEXT)
+    with pytest.raises(FileNotFoundError, match=r"test_path='.*nowhere\.txt' does not exist"):
+        load_dataset("text", path=train, test_path=missing, **kw)
+    with pytest.raises(ValueError, match=r"test_path='.*short\.txt' is too short.*n_test=7"):
+        load_dataset("text", path=train, test_path=short, **{**kw, "n_test": 7})
+    tiny = _text_file(tmp_path, "abc", "tiny.txt")
+    with pytest.raises(ValueError, match=r"test_path='.*tiny\.txt' is too short.*needs 1"):
+        load_dataset("text", path=train, test_path=tiny, **{**kw, "n_test": None})
+    with pytest.raises(ValueError, match="tokenizer='bpe'"):
+        load_dataset("text", path=train, tokenizer="bpe", **kw)
+    with pytest.raises(ValueError, match=r"seq_len=0 is outside \[1, 4096\]"):
+        load_dataset("text", path=train, **{**kw, "seq_len": 0})
+    with pytest.raises(ValueError, match=r"max_vocab=1 is outside \[2, inf\)"):
+        load_dataset("text", path=train, max_vocab=1, **kw)
+    with pytest.raises(ValueError, match="needs path="):
+        load_dataset("text", **kw)
+
+
+def test_text_refuses_targets_too_large_to_build(tmp_path: Path, monkeypatch) -> None:
+    import richness.data as rd
+
+    path = _text_file(tmp_path, _TEXT)
+    monkeypatch.setattr(rd, "_MAX_TARGET_BYTES", 10_000)
+    with pytest.raises(ValueError, match=r"one-hot targets .* GiB .* pass max_vocab"):
+        load_dataset("text", path=path, n_train=10, n_test=0, n_probe=1, seq_len=8)
+    ds = load_dataset("text", path=path, n_train=10, n_test=0, n_probe=1, seq_len=8, max_vocab=4)
+    assert ds.n_classes == 4  # 11 windows x 8 x 4 x 4 bytes fit
+
+
+def test_text_reads_a_changed_file_again(tmp_path: Path) -> None:
+    path = _text_file(tmp_path, "ab" * 100)
+    assert load_dataset("text", path=path, n_train=2, n_test=1, n_probe=1).n_classes == 3
+    path.write_text("abc" * 100, encoding="utf-8")  # a new size: the cache sees a new file
+    assert load_dataset("text", path=path, n_train=2, n_test=1, n_probe=1).n_classes == 4
+
+
+def test_check_dataset_checks_sources_without_loading(tmp_path: Path, cifar_dirs) -> None:
+    check_dataset("digits", n_train=32)
+    check_dataset("cifar10", data_dir=cifar_dirs["bin"], n_train=4, n_test=2, n_probe=2)
+    check_dataset("cifar10", data_dir=cifar_dirs["py2"], n_train=4, n_test=2, n_probe=2)
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 not found in data_dir="):
+        check_dataset("cifar10", data_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"n_train=19 is outside \[1, 18\]"):
+        check_dataset("cifar10", data_dir=cifar_dirs["bin"], n_train=19)
+    path = _text_file(tmp_path, _TEXT)
+    check_dataset("text", path=path, n_train=4, n_test=2, n_probe=2)
+    with pytest.raises(ValueError, match="is too short"):
+        check_dataset("text", path=path, n_train=400, n_test=2, n_probe=2)
+    with pytest.raises(TypeError, match="unexpected keyword argument.*n_trian"):
+        check_dataset("text", path=path, n_trian=4)
+
+
+def test_check_vocabulary_before_training(tmp_path: Path) -> None:
+    chars = load_dataset("chars", n_train=8, n_test=4, n_probe=4, seq_len=16)
+    check_vocabulary(chars, 28)
+    check_vocabulary(chars, 64)  # a padded vocabulary reads every id
+    with pytest.raises(ValueError, match=r"token ids in \[0, 27\] \(x_train\).*\[0, 16\)"):
+        check_vocabulary(chars, 16)
+    few = load_dataset(
+        "text", path=_text_file(tmp_path, "ab" * 100), n_train=2, n_probe=1, n_test=1
+    )
+    xs = ("x_train", "x_probe", "x_test")  # ids 0, 1 only; the targets still span 3 tokens
+    with pytest.raises(ValueError, match=r"one-hot targets over 3 tokens.*vocab_size=2"):
+        check_vocabulary(replace(few, **{k: getattr(few, k).clamp(max=1) for k in xs}), 2)
+    with pytest.raises(TypeError, match="not token ids"):
+        check_vocabulary(load_dataset("digits", n_train=8, n_test=0, n_probe=1), 10)
+    with pytest.raises(TypeError, match="vocab_size must be an integer"):
+        check_vocabulary(chars, True)

@@ -1,4 +1,4 @@
-"""Data sets for richness experiments: synthetic teachers, scikit-learn digits, local CIFAR-10.
+"""Data sets for richness experiments: synthetic teachers, digits, local CIFAR-10, text files.
 
 Every loader returns a :class:`Dataset` of CPU tensors (device follows the model: move the data
 with ``Dataset.to``). Targets are regression targets for full-batch MSE training: one-hot rows for
@@ -7,7 +7,8 @@ the classification sets (optionally centered), teacher outputs for the synthetic
 Nothing here touches the network: digits ships with scikit-learn, and CIFAR-10 is read from a
 directory the user downloaded (https://www.cs.toronto.edu/~kriz/cifar.html), in either of its
 two official formats. The python format is a set of pickles; they are read with a restricted
-unpickler that builds numpy arrays and nothing else.
+unpickler that builds numpy arrays and nothing else. Text is read from the user's UTF-8 files
+(WikiText's ``wiki.*.tokens`` or any plain text).
 
 Example:
     >>> import richness.data as rd
@@ -18,12 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import collections
+import functools
 import inspect
 import math
 import numbers
 import os
 import pickle
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -31,9 +34,17 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
-__all__ = ["CIFAR10_CLASSES", "Dataset", "DatasetKind", "load_dataset"]
+__all__ = [
+    "CIFAR10_CLASSES",
+    "UNK",
+    "Dataset",
+    "DatasetKind",
+    "check_dataset",
+    "check_vocabulary",
+    "load_dataset",
+]
 
-DatasetKind = Literal["digits", "synthetic", "cifar10", "chars"]
+DatasetKind = Literal["digits", "synthetic", "cifar10", "chars", "text"]
 Standardize = bool | Literal["feature", "channel"]
 
 CIFAR10_CLASSES: tuple[str, ...] = (
@@ -254,8 +265,26 @@ def load_dataset(
 
     - ``seq_len=32``: T.
 
+    ``"text"``: next-token prediction on the user's UTF-8 text files (WikiText format: one
+    article per line, tokens separated by spaces), in the ``"chars"`` contract: x (N, T) int64
+    token ids, y the one-hot next token flattened to (N, T·V), ``n_classes`` = V. The
+    vocabulary is built from ``path`` (the training text) alone: id 0 is ``"<unk>"``, then the
+    tokens in sorted order; a test token that ``path`` lacks reads as ``"<unk>"``. Each file is
+    cut into consecutive, non-overlapping windows of ``seq_len + 1`` tokens, and ``seed``
+    draws which windows go to each split (so no token is in two splits of one file).
+
+    - ``path``: the training text. Train and probe windows are disjoint windows of it.
+    - ``test_path=None``: the test text (e.g. ``wiki.test.tokens``); None holds out further
+      windows of ``path`` (``n_test=None``: all the windows left).
+    - ``tokenizer="char"``: every character is a token (newlines included); ``"word"``:
+      whitespace-separated words (WikiText already writes rare words as ``<unk>``).
+    - ``seq_len=32``: T.
+    - ``max_vocab=None``: keep the ``max_vocab - 1`` most frequent tokens of ``path`` (ties
+      by sorted order) and read the rest as ``"<unk>"``; None keeps them all. Needed for word
+      vocabularies: one-hot targets above 2 GiB are refused.
+
     Args:
-        kind: "digits", "synthetic", "cifar10" or "chars".
+        kind: "digits", "synthetic", "cifar10", "chars" or "text".
         n_train: training points, at least 1.
         n_test: test points, at least 0; None takes every point not used for training or
             probing (digits) or the whole test split (cifar10); not allowed for synthetic data.
@@ -269,10 +298,12 @@ def load_dataset(
 
     Raises:
         ValueError: unknown kind, a size or argument outside its range (the message names the
-            field, the value and the allowed range), or a corrupt CIFAR-10 file.
+            field, the value and the allowed range), a corrupt CIFAR-10 file, or a text file
+            that is empty, not UTF-8 or too short for the windows asked for (the message names
+            the file and what it holds).
         TypeError: a keyword argument that the kind does not take, or a non-integer size.
         FileNotFoundError: the CIFAR-10 files are not in ``data_dir`` (the message lists the
-            files expected in both formats).
+            files expected in both formats), or a text file does not exist.
         pickle.UnpicklingError: a CIFAR-10 python batch references anything but numpy arrays.
 
     Example:
@@ -280,6 +311,56 @@ def load_dataset(
         >>> tuple(ds.x_train.shape), tuple(ds.y_train.shape), ds.n_classes
         ((32, 64), (32, 10), 10)
     """
+    sizes = _checked_arguments(kind, n_train, n_test, n_probe, seed, kw)
+    return _LOADERS[kind](**sizes, dtype=_resolve_dtype(dtype), **kw)
+
+
+def check_dataset(
+    kind: DatasetKind,
+    *,
+    n_train: int = 256,
+    n_test: int | None = 256,
+    n_probe: int = 128,
+    seed: int = 0,
+    dtype: torch.dtype | str = torch.float32,
+    **kw: Any,
+) -> None:
+    """Raises what :func:`load_dataset` would raise about its source, without building tensors.
+
+    Sweep specs call it when they are validated, so a missing file or a too short text fails
+    the spec before any run is stored. It checks the arguments as ``load_dataset`` does, and:
+
+    - ``"cifar10"``: ``data_dir`` holds a complete set of files of one official format; for
+      the binary format also the record sizes and that ``n_train + n_probe`` and ``n_test``
+      fit the records (the python format's pickles are counted when loaded).
+    - ``"text"``: each file exists, is UTF-8 and holds enough windows; the vocabulary and the
+      one-hot targets fit (the file is read and tokenized once, then cached while unchanged).
+    - other kinds: the arguments only.
+
+    Args:
+        kind, n_train, n_test, n_probe, seed, dtype, **kw: as for :func:`load_dataset`.
+
+    Raises:
+        ValueError, TypeError, FileNotFoundError: as :func:`load_dataset`.
+    """
+    sizes = _checked_arguments(kind, n_train, n_test, n_probe, seed, kw)
+    bound = inspect.signature(_LOADERS[kind]).bind(**sizes, dtype=_resolve_dtype(dtype), **kw)
+    bound.apply_defaults()
+    args = bound.arguments  # every argument of the kind's loader, defaults filled in
+    if kind == "cifar10":
+        _standardize_mode(args["standardize"], default="channel")
+        root, fmt = _cifar10_dir(args["data_dir"])
+        if fmt == "bin":  # counting the python format's records means unpickling them
+            train, test = _cifar10_records(root, fmt)
+            _check_pool_sizes("cifar10", len(train), n_train, n_probe, n_test, len(test))
+    elif kind == "text":
+        _text_windows(**args)
+
+
+def _checked_arguments(
+    kind: str, n_train: Any, n_test: Any, n_probe: Any, seed: Any, kw: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The common sizes, checked, as ints; refuses an unknown kind or keyword argument."""
     if kind not in _LOADERS:
         allowed = ", ".join(repr(k) for k in get_args(DatasetKind))
         raise ValueError(f"kind={kind!r} is not a data set kind; allowed: {allowed}")
@@ -288,8 +369,7 @@ def load_dataset(
     if n_test is not None:
         _check_int("n_test", n_test, low=0)
     _check_int("seed", seed, low=0, high=2**63 - 1)
-    loader = _LOADERS[kind]
-    params = inspect.signature(loader).parameters
+    params = inspect.signature(_LOADERS[kind]).parameters
     extras = [name for name in params if name not in _COMMON]
     unknown = sorted(set(kw) - set(extras))
     if unknown:
@@ -297,14 +377,12 @@ def load_dataset(
             f"load_dataset(kind={kind!r}) got unexpected keyword argument(s) "
             f"{', '.join(unknown)}; {kind} takes {', '.join(extras)}"
         )
-    return loader(
-        n_train=int(n_train),
-        n_test=None if n_test is None else int(n_test),
-        n_probe=int(n_probe),
-        seed=int(seed),
-        dtype=_resolve_dtype(dtype),
-        **kw,
-    )
+    return {
+        "n_train": int(n_train),
+        "n_test": None if n_test is None else int(n_test),
+        "n_probe": int(n_probe),
+        "seed": int(seed),
+    }
 
 
 _COMMON = ("n_train", "n_test", "n_probe", "seed", "dtype")
@@ -519,15 +597,9 @@ def _load_chars(
     ids = torch.tensor([CHARS_VOCAB.index(c) for c in text[: n_windows * window]])
     windows = ids.view(n_windows, window)  # consecutive, non-overlapping: splits are disjoint
     vocab = len(CHARS_VOCAB)
-
-    def split(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
-        w = windows[lo:hi]
-        y = torch.nn.functional.one_hot(w[:, 1:], vocab).to(dtype)  # (N, T, V)
-        return w[:, :-1].contiguous(), y.reshape(len(w), seq_len * vocab)  # (N, T), (N, T·V)
-
-    x_train, y_train = split(0, n_train)
-    x_probe, y_probe = split(n_train, n_train + n_probe)
-    x_test, y_test = split(n_train + n_probe, n_windows)
+    x_train, y_train = _next_token_split(windows[:n_train], vocab, dtype)
+    x_probe, y_probe = _next_token_split(windows[n_train : n_train + n_probe], vocab, dtype)
+    x_test, y_test = _next_token_split(windows[n_train + n_probe :], vocab, dtype)
     return Dataset(
         x_train=x_train,
         y_train=y_train,
@@ -539,6 +611,310 @@ def _load_chars(
         n_classes=vocab,
         meta={"vocab": CHARS_VOCAB, "seq_len": seq_len},
     )
+
+
+def _next_token_split(
+    windows: torch.Tensor, vocab_size: int, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and one-hot next-token targets of (N, T + 1) token windows.
+
+    Returns x (N, T) int64 ids and y (N, T·V), position-major: the shape
+    `rn.models.Transformer` returns.
+    """
+    n, t = windows.shape[0], windows.shape[1] - 1
+    y = torch.nn.functional.one_hot(windows[:, 1:], vocab_size).to(dtype)  # (N, T, V)
+    return windows[:, :-1].contiguous(), y.reshape(n, t * vocab_size)  # (N, T), (N, T·V)
+
+
+# --------------------------------------------------------------------------------------------
+# text: a user's corpus (WikiText format), next-token prediction
+# --------------------------------------------------------------------------------------------
+
+UNK = "<unk>"  # id 0 of every text vocabulary; WikiText's own unknown-word token
+# One-hot targets (N, T·V) above this many bytes are refused before they are built: 2 GiB is
+# WikiText-2's word vocabulary (33k) at N = 256 windows of T = 64, already too slow to train.
+_MAX_TARGET_BYTES = 2**31
+
+
+@dataclass(frozen=True)
+class _Corpus:
+    """A tokenized text file (and its test file), in the training file's vocabulary."""
+
+    vocab: tuple[str, ...]  # id -> token; vocab[0] is UNK
+    train: np.ndarray  # (L,) int64 token ids of `path`
+    test: np.ndarray | None  # (L_test,) int64 token ids of `test_path`, UNK where unseen
+    n_unknown_test: int  # tokens of `test_path` mapped to UNK because `path` lacks them
+
+
+@dataclass(frozen=True)
+class _TextWindows:
+    """Which (seq_len + 1)-token windows of the corpus go to each split."""
+
+    corpus: _Corpus
+    window: int  # seq_len + 1
+    train: np.ndarray  # (n_train,) window indices into corpus.train
+    probe: np.ndarray  # (n_probe,) window indices into corpus.train
+    test: np.ndarray  # (n_test,) window indices into corpus.test (None: into corpus.train)
+
+
+def _load_text(
+    *,
+    n_train: int,
+    n_test: int | None,
+    n_probe: int,
+    seed: int,
+    dtype: torch.dtype,
+    path: str | os.PathLike[str] | None = None,
+    test_path: str | os.PathLike[str] | None = None,
+    tokenizer: Literal["char", "word"] = "char",
+    seq_len: int = 32,
+    max_vocab: int | None = None,
+) -> Dataset:
+    split = _text_windows(
+        n_train=n_train,
+        n_test=n_test,
+        n_probe=n_probe,
+        seed=seed,
+        dtype=dtype,
+        path=path,
+        test_path=test_path,
+        tokenizer=tokenizer,
+        seq_len=seq_len,
+        max_vocab=max_vocab,
+    )
+    corpus, vocab = split.corpus, len(split.corpus.vocab)
+
+    def take(ids: np.ndarray, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        windows = ids[: ids.size // split.window * split.window].reshape(-1, split.window)
+        return _next_token_split(torch.from_numpy(windows[idx]), vocab, dtype)  # (N, T), (N, T·V)
+
+    test_ids = corpus.train if corpus.test is None else corpus.test  # held-out windows of path
+    x_train, y_train = take(corpus.train, split.train)
+    x_probe, y_probe = take(corpus.train, split.probe)
+    x_test, y_test = take(test_ids, split.test)
+    return Dataset(
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        x_probe=x_probe,
+        y_probe=y_probe,
+        name="text",
+        n_classes=vocab,
+        meta={
+            "path": str(path),
+            "test_path": None if test_path is None else str(test_path),
+            "tokenizer": tokenizer,
+            "vocab": corpus.vocab,
+            "seq_len": seq_len,
+            "n_tokens": int(corpus.train.size),
+            "n_test_tokens": int(test_ids.size),
+            "unknown_test_fraction": (
+                corpus.n_unknown_test / corpus.test.size
+                if corpus.test is not None and corpus.test.size
+                else 0.0
+            ),
+            "train_index": torch.from_numpy(split.train),
+            "probe_index": torch.from_numpy(split.probe),
+            "test_index": torch.from_numpy(split.test),
+        },
+    )
+
+
+def _text_windows(
+    *,
+    n_train: int,
+    n_test: int | None,
+    n_probe: int,
+    seed: int,
+    dtype: torch.dtype,
+    path: str | os.PathLike[str] | None,
+    test_path: str | os.PathLike[str] | None,
+    tokenizer: str,
+    seq_len: int,
+    max_vocab: int | None,
+) -> _TextWindows:
+    """Checks a text kind's arguments against its files; returns the windows of each split."""
+    if path is None:
+        raise ValueError(
+            "kind='text' needs path=<a UTF-8 text file, e.g. WikiText's wiki.train.tokens>"
+        )
+    if tokenizer not in ("char", "word"):
+        raise ValueError(f"tokenizer={tokenizer!r} is not a tokenizer; allowed: 'char', 'word'")
+    _check_int("seq_len", seq_len, low=1, high=4096)
+    if max_vocab is not None:
+        _check_int("max_vocab", max_vocab, low=2)
+    corpus = _corpus(
+        Path(path).expanduser(),
+        None if test_path is None else Path(test_path).expanduser(),
+        tokenizer,
+        max_vocab,
+    )
+    window = seq_len + 1
+    n_windows = corpus.train.size // window
+    held_out = (n_test or 0) if corpus.test is None else 0  # test windows taken from path
+    need = n_train + n_probe + held_out
+    if n_windows < need:
+        held = f" + n_test={n_test}" if held_out else ""
+        raise ValueError(
+            f"path='{path}' is too short: it holds {corpus.train.size} {tokenizer} tokens, "
+            f"{n_windows} windows of seq_len + 1 = {window} tokens, and the splits need {need} "
+            f"(n_train={n_train} + n_probe={n_probe}{held}); give a longer file or smaller "
+            f"sizes or seq_len"
+        )
+    perm = torch.randperm(n_windows, generator=_generator(seed, "split")).numpy()
+    train, probe = perm[:n_train], perm[n_train : n_train + n_probe]
+    if corpus.test is None:
+        rest = perm[n_train + n_probe :]
+        test = rest if n_test is None else rest[:n_test]
+    else:
+        n_test_windows = corpus.test.size // window
+        wanted = max(n_test if n_test is not None else n_test_windows, 1)
+        if n_test_windows < wanted:
+            raise ValueError(
+                f"test_path='{test_path}' is too short: it holds {corpus.test.size} {tokenizer} "
+                f"tokens, {n_test_windows} windows of seq_len + 1 = {window} tokens, and "
+                f"n_test={n_test} needs {wanted}; give a longer file or a smaller n_test or "
+                f"seq_len"
+            )
+        n_test = n_test_windows if n_test is None else n_test
+        if n_test == n_test_windows:
+            test = np.arange(n_test_windows)
+        else:
+            g = _generator(seed, "test")
+            test = torch.randperm(n_test_windows, generator=g).numpy()[:n_test]
+    n_rows = len(train) + len(probe) + len(test)
+    size = n_rows * seq_len * len(corpus.vocab) * torch.empty((), dtype=dtype).element_size()
+    if size > _MAX_TARGET_BYTES:
+        raise ValueError(
+            f"the one-hot targets of path='{path}' would take {size / 2**30:.1f} GiB "
+            f"({n_rows} windows x seq_len={seq_len} x {len(corpus.vocab)} tokens), more than "
+            f"{_MAX_TARGET_BYTES / 2**30:.0f} GiB; pass max_vocab (e.g. max_vocab=1024 keeps "
+            f"the most frequent tokens, the rest read as {UNK}) or smaller sizes or seq_len"
+        )
+    return _TextWindows(corpus, window, train, probe, test)
+
+
+def _corpus(path: Path, test_path: Path | None, tokenizer: str, max_vocab: int | None) -> _Corpus:
+    """The tokenized files; read once while their size and modification time are unchanged."""
+    keys = (
+        _file_key(path, "path"),
+        None if test_path is None else _file_key(test_path, "test_path"),
+    )
+    return _corpus_cached(keys, tokenizer, max_vocab)
+
+
+def _file_key(path: Path, field: str) -> tuple[str, int, int]:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{field}='{path}' does not exist; text data needs a UTF-8 text file (WikiText "
+            f"format: one article line per line, tokens separated by spaces)"
+        )
+    if not path.is_file():
+        raise ValueError(f"{field}='{path}' is not a file; text data needs a UTF-8 text file")
+    stat = path.stat()
+    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=4)
+def _corpus_cached(
+    keys: tuple[tuple[str, int, int], tuple[str, int, int] | None],
+    tokenizer: str,
+    max_vocab: int | None,
+) -> _Corpus:
+    (path, _, _), test_key = keys
+    tokens = _tokenize(_read_text(Path(path), "path"), tokenizer)
+    counts = collections.Counter(tokens)
+    if not counts:
+        raise ValueError(
+            f"path='{path}' holds no {tokenizer} tokens (only whitespace); text data needs at "
+            f"least one window of seq_len + 1 tokens"
+        )
+    counts.pop(UNK, None)  # UNK is always id 0
+    kept = list(counts)
+    if max_vocab is not None and len(kept) > max_vocab - 1:
+        kept = sorted(kept, key=lambda t: (-counts[t], t))[: max_vocab - 1]
+    vocab = (UNK, *sorted(kept))
+    index = {token: i for i, token in enumerate(vocab)}
+
+    def ids(seq: Sequence[str]) -> np.ndarray:
+        return np.fromiter((index.get(t, 0) for t in seq), dtype=np.int64, count=len(seq))
+
+    test, unknown = None, 0
+    if test_key is not None:
+        test_tokens = _tokenize(_read_text(Path(test_key[0]), "test_path"), tokenizer)
+        test = ids(test_tokens)
+        unknown = sum(1 for t in test_tokens if t not in index and t != UNK)
+    return _Corpus(vocab, ids(tokens), test, unknown)
+
+
+def _read_text(path: Path, field: str) -> str:
+    raw = path.read_bytes()
+    if not raw:
+        raise ValueError(
+            f"{field}='{path}' is empty; text data needs at least one window of seq_len + 1 tokens"
+        )
+    try:
+        text = raw.decode("utf-8-sig")  # a leading byte-order mark is not text
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{field}='{path}' is not UTF-8 text: byte {err.start} "
+            f"({raw[err.start : err.start + 1]!r}): {err.reason}; re-encode the file as UTF-8"
+        ) from None
+    return text.replace("\r\n", "\n")
+
+
+def _tokenize(text: str, tokenizer: str) -> Sequence[str]:
+    """Every character (``"char"``), or the whitespace-separated words (``"word"``)."""
+    return text if tokenizer == "char" else text.split()
+
+
+def check_vocabulary(data: Dataset, vocab_size: int) -> None:
+    """Checks that a model with ``vocab_size`` token embeddings reads every token id of ``data``.
+
+    Call it before training a token model on a data set: an id ≥ ``vocab_size`` would
+    otherwise fail inside the embedding, after the run started (an IndexError on the CPU, a
+    device-side assert on CUDA).
+
+    Args:
+        data: a data set of token ids (``"chars"``, ``"text"``): x (N, T) integers.
+        vocab_size: the model's number of token embeddings, V_model ≥ 1.
+
+    Raises:
+        TypeError: ``data`` holds no token ids (floating inputs), or ``vocab_size`` is not an
+            integer.
+        ValueError: an id of some split lies outside [0, vocab_size), or the targets are one-hot
+            over more classes than ``vocab_size``.
+
+    Example:
+        >>> ds = load_dataset("chars", n_train=4, n_test=2, n_probe=2, seq_len=8)
+        >>> check_vocabulary(ds, 28)  # the built-in vocabulary: space, a-z, '.'
+    """
+    _check_int("vocab_size", vocab_size, low=1)
+    if data.x_train.is_floating_point():
+        raise TypeError(
+            f"data {data.name!r} holds {data.x_train.dtype} inputs, not token ids: "
+            f"check_vocabulary applies to token data (kind 'chars' or 'text')"
+        )
+    splits = {"x_train": data.x_train, "x_probe": data.x_probe, "x_test": data.x_test}
+    for split, x in splits.items():
+        if x.numel() == 0:
+            continue
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high >= vocab_size:
+            raise ValueError(
+                f"data {data.name!r} has token ids in [{low}, {high}] ({split}), outside the "
+                f"model's vocabulary [0, {vocab_size}); build the model with vocab_size >= "
+                f"{data.n_classes or high + 1}, or limit the data's vocabulary (kind 'text': "
+                f"max_vocab={vocab_size})"
+            )
+    if data.n_classes is not None and data.n_classes > vocab_size:
+        raise ValueError(
+            f"data {data.name!r} has one-hot targets over {data.n_classes} tokens, more than "
+            f"the model's vocab_size={vocab_size}; build the model with vocab_size >= "
+            f"{data.n_classes}, or limit the data's vocabulary (kind 'text': "
+            f"max_vocab={vocab_size})"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,20 +934,9 @@ def _load_cifar10(
     standardize: Standardize = True,
     center_targets: bool = False,
 ) -> Dataset:
-    if data_dir is None:
-        raise ValueError(
-            "kind='cifar10' needs data_dir=<directory with the CIFAR-10 batches, or its parent "
-            f"holding cifar-10-batches-bin or cifar-10-batches-py>; download from {_CIFAR_URL}"
-        )
     mode = _standardize_mode(standardize, default="channel")
-    root, fmt = _find_cifar10(Path(data_dir).expanduser())
-    if fmt == "bin":
-        train: _Records = _BinaryRecords([root / f for f in _CIFAR_BIN_FILES[:5]])
-        test: _Records = _BinaryRecords([root / _CIFAR_BIN_FILES[5]])
-    else:
-        train = _ArrayRecords.from_pickles([root / f for f in _CIFAR_PY_FILES[:5]])
-        test = _ArrayRecords.from_pickles([root / _CIFAR_PY_FILES[5]])
-
+    root, fmt = _cifar10_dir(data_dir)
+    train, test = _cifar10_records(root, fmt)
     n_test = _check_pool_sizes("cifar10", len(train), n_train, n_probe, n_test, len(test))
     perm = torch.randperm(len(train), generator=_generator(seed, "split"))
     idx_train = perm[:n_train]
@@ -615,11 +980,30 @@ def _load_cifar10(
     )
 
 
+def _cifar10_dir(data_dir: str | os.PathLike[str] | None) -> tuple[Path, Literal["bin", "py"]]:
+    """Returns the directory holding a complete set of CIFAR-10 files and its format."""
+    if data_dir is None:
+        raise ValueError(
+            "kind='cifar10' needs data_dir=<directory with the CIFAR-10 batches, or its parent "
+            f"holding cifar-10-batches-bin or cifar-10-batches-py>; download from {_CIFAR_URL}"
+        )
+    return _find_cifar10(Path(data_dir).expanduser())
+
+
+def _cifar10_records(root: Path, fmt: Literal["bin", "py"]) -> tuple[_Records, _Records]:
+    """The training and test records of the files in ``root`` (binary: memory-mapped)."""
+    if fmt == "bin":
+        train: _Records = _BinaryRecords([root / f for f in _CIFAR_BIN_FILES[:5]])
+        return train, _BinaryRecords([root / _CIFAR_BIN_FILES[5]])
+    train = _ArrayRecords.from_pickles([root / f for f in _CIFAR_PY_FILES[:5]])
+    return train, _ArrayRecords.from_pickles([root / _CIFAR_PY_FILES[5]])
+
+
 def _find_cifar10(data_dir: Path) -> tuple[Path, Literal["bin", "py"]]:
     """Returns the directory holding a complete set of CIFAR-10 files and its format."""
     if not data_dir.is_dir():
         raise FileNotFoundError(
-            f"CIFAR-10 data_dir '{data_dir}' is not a directory. {_cifar_expected(data_dir)}"
+            f"CIFAR-10 data_dir='{data_dir}' is not a directory. {_cifar_expected(data_dir)}"
         )
     candidates: list[tuple[Path, Literal["bin", "py"], tuple[str, ...]]] = [
         (data_dir, "bin", _CIFAR_BIN_FILES),
@@ -636,7 +1020,7 @@ def _find_cifar10(data_dir: Path) -> tuple[Path, Literal["bin", "py"]]:
             partial.append(f"'{root}' has some {fmt} files but lacks {', '.join(missing)}")
     found = (" Found an incomplete copy: " + "; ".join(partial) + ".") if partial else ""
     raise FileNotFoundError(
-        f"CIFAR-10 not found in '{data_dir}'.{found} {_cifar_expected(data_dir)}"
+        f"CIFAR-10 not found in data_dir='{data_dir}'.{found} {_cifar_expected(data_dir)}"
     )
 
 
@@ -920,4 +1304,5 @@ _LOADERS: dict[str, Callable[..., Dataset]] = {
     "synthetic": _load_synthetic,
     "cifar10": _load_cifar10,
     "chars": _load_chars,
+    "text": _load_text,
 }
