@@ -1,22 +1,30 @@
-"""One training run from a resolved config: the loop every sweep, claim and benchmark uses.
+"""The training loop of richness: every run, alone or in a vectorized ensemble, goes through it.
 
-A run config is a plain JSON-able dict (the sweep spec expands to these; its hash is the run's
-identity in the store). Keys:
-  model:  {"kind": "mlp"|"linear"|"cnn"|"factory", depth, activation, bias, factory: "mod:fn"}
-  data:   {"kind": "digits"|"synthetic"|"cifar10", n_train, n_test, n_probe, seed, ...}
-  width, seed, r | preset, gauge, gamma, base_width (None: absolute tables), optimizer
-  ("sgd"|"adam", the table's family), depth (weight layers, for predictions)
-  center: train f − f0 (see below)
-  train:  {"kind": "sgd"|"adam"|"adamw", lr, momentum, weight_decay, steps, batch_size (None:
-           full batch), loss_bound}
-  measure: {"steps": [...], "metrics": [...]}
-  dtype ("float32"|"float64"), device ("cpu"|"cuda"), threads (intra-op threads or None)
-  precision: "bf16" trains with bfloat16 matmuls (see `autocast`); absent: full precision
+One loop (`_train_members`) owns what makes a run a run: the loss, the mini-batch draw from each
+run's seed, centering, divergence, and the rows it records (Meter metrics, loss, test loss and
+accuracy). It drives M models at once through one of two backends, chosen explicitly and
+recorded in each run's outcome (`RunOutcome.path`, `path_reason`):
+
+- "alone": one torch module and its own torch optimizer (M = 1). Any model, any optimizer,
+  every Meter metric. `train(model, data, opt, ...)` is this path for a user's own model.
+- "ensemble": the runs of one ensemble key (`RunConfig.ensemble_key`: equal in all but seed,
+  table and η0) stacked into one leading member axis (`torch.func.stack_module_state`) and
+  trained by one `vmap(grad_and_value(loss))` of `functional_call`, every matmul a batched
+  matmul, so the per-op overhead of small widths is paid once per ensemble. The multipliers
+  act on layer outputs (`nn.multiplier.output_scaled`), each member's `rn.optimizer` supplies
+  its per-layer hyperparameters to `nn.stacked_optim.StackedUpdate`, and the Meter measures the
+  stack over its member axis (`Meter.over`). In float64 it reproduces the alone path to ~1e-15
+  relative (tests/test_train.py).
+
+`run_many(configs)` picks the path: the ensemble when the runs can share one, else alone, each
+run's outcome saying why (`unbatchable`), and when the ensemble itself fails (an op vmap cannot
+batch in a user's model) the runs train alone with the error as their reason: a sweep counts
+them on its last line, nothing falls back silently.
 
 Centering (research/notes.md): with `center` the loss sees f(x) − f(x; θ0), the initial output
-cached per training point, so the random f0 ~ n^{−r} does not drive the updates; Meter's f0
+cached per training point, so the random f0 ~ n^{−r} does not drive the updates; the Meter's f0
 and df are the same with or without it (C3 is measured on the uncentered output).
-Loss: ½·mean over the batch of ‖f − y‖² (sum over outputs).
+Loss (`mse`): ½·mean over the batch of ‖f − f0 − y‖² (sum over outputs).
 """
 
 from __future__ import annotations
@@ -26,18 +34,33 @@ import importlib
 import math
 import time
 import traceback
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
+from richness.config import RunConfig
 from richness.data import Dataset, load_dataset
-from richness.measure.meter import Meter
+from richness.measure._common import jvp
+from richness.measure.meter import (
+    SINGLE_MODEL_METRICS,
+    Meter,
+    capture_layers,
+    expand_metrics,
+    measured_layers,
+)
 from richness.nn import models, optimizer, parameterize
-from richness.scaling import Parameterization, preset, richness
+from richness.nn.layers import layout_of
+from richness.nn.multiplier import Multiplier, output_scaled
+from richness.nn.stacked_optim import StackedUpdate
+from richness.scaling import Parameterization, predicted_series
 
 __all__ = [
+    "BF16_CPU_MAX_WIDTH",
     "RunOutcome",
     "autocast",
     "build_model",
@@ -45,39 +68,42 @@ __all__ = [
     "build_parameterized",
     "class_accuracy",
     "flattens",
+    "identity",
     "load_data",
-    "parameterization_of",
+    "mse",
     "run",
+    "run_many",
     "setup",
     "train",
+    "unbatchable",
 ]
+
+Path = Literal["alone", "ensemble"]
 
 
 @dataclass
 class RunOutcome:
-    """What a run produced: its status, metric rows (step, layer, quantity, value) and timing."""
+    """What a run produced: its status, metric rows (step, layer, quantity, value), timing, the
+    path that trained it (and why it trained alone, when it could have joined an ensemble) and
+    what it is (`identity`: its measured layers, roles, ℓ and predicted exponents)."""
 
     status: str  # "done" | "diverged" | "failed"
     rows: list[tuple[int, str, str, float]] = field(default_factory=list)
     seconds: float = 0.0
     diverged_step: int | None = None
     error: str | None = None
+    path: Path = "alone"
+    path_reason: str | None = None
+    identity: dict[str, Any] | None = None
 
 
-def parameterization_of(config: dict[str, Any]) -> Parameterization:
-    """The table a run config names: a preset, or richness r in a gauge."""
-    family = config.get("optimizer", "sgd")
-    base_width = config.get("base_width")
-    gamma = config.get("gamma", 1.0)
-    if config.get("preset"):
-        return preset(config["preset"], config.get("gauge"), gamma, family, base_width)
-    return richness(config["r"], config.get("gauge") or "stp", gamma, family, base_width)
+# ------------------------------------------------------------------------------ building a run
 
 
-def build_model(spec: dict[str, Any], width: int, data: Dataset) -> nn.Module:
-    """The model a spec names at `width`, sized to the data's inputs and outputs."""
-    kind = spec.get("kind", "mlp")
-    kw = {k: v for k, v in spec.items() if k not in ("kind", "factory", "d_in", "d_out")}
+def build_model(spec, width: int, data: Dataset) -> nn.Module:
+    """The model a `ModelSpec` names at `width`, sized to the data's inputs and outputs."""
+    kind = spec.kind
+    kw = spec.model_dump(exclude_none=True, exclude={"kind", "factory", "d_in", "d_out"})
     if kind == "mlp":
         return models.MLP(d_in=math.prod(data.input_shape), width=width, d_out=data.d_out, **kw)
     if kind == "linear":
@@ -86,22 +112,90 @@ def build_model(spec: dict[str, Any], width: int, data: Dataset) -> nn.Module:
         return models.CNN(data.input_shape[0], width=width, n_classes=data.d_out, **kw)
     if kind == "resmlp":
         return models.ResMLP(d_in=math.prod(data.input_shape), width=width, d_out=data.d_out, **kw)
-    if kind == "transformer":  # token data: x (N, T) ids, n_classes = V (load_dataset "chars")
+    if kind == "transformer":  # token data: x (N, T) ids, n_classes = V
         if data.n_classes is None or data.x_train.is_floating_point():
-            raise ValueError(
-                f"model.kind='transformer' needs token data (chars), got {data.name!r}"
-            )
+            raise ValueError(f"model.kind='transformer' needs token data, got {data.name!r}")
         kw.pop("activation", None)  # the spec's default; the transformer's MLPs use GELU
         n_heads = kw.pop("n_heads", None if "d_head" in kw else 4)
         seq_len = data.input_shape[0]
         return models.Transformer(data.n_classes, width, n_heads=n_heads, seq_len=seq_len, **kw)
-    if kind == "factory":
-        module_name, _, fn_name = spec["factory"].partition(":")
-        return getattr(importlib.import_module(module_name), fn_name)(width)
-    raise ValueError(
-        f"model.kind={kind!r} is not one of 'mlp', 'linear', 'cnn', 'resmlp', 'transformer', "
-        "'factory'"
-    )
+    module_name, _, fn_name = spec.factory.partition(":")  # kind "factory"
+    return getattr(importlib.import_module(module_name), fn_name)(width)
+
+
+def flattens(config: RunConfig) -> bool:
+    """Whether the run's model takes flat vectors (MLP, linear net, residual MLP), not images."""
+    return config.model.kind in ("mlp", "linear", "resmlp")
+
+
+def load_data(config: RunConfig) -> Dataset:
+    """The run's data set, in its dtype and on its device (the same for every seed)."""
+    fields = config.data.model_dump()
+    kind = fields.pop("kind")
+    dataset = load_dataset(kind, dtype=getattr(torch, config.dtype), **fields)
+    return dataset.to(device=config.device)
+
+
+def build_parameterized(config: RunConfig, data: Dataset) -> nn.Module:
+    """The run's model at its width, parameterized by its table, initialized from its seed.
+
+    Roles are read against the same model at half the width (`parameterize(base=...)`).
+    """
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, config.width, data)
+    model = model.to(device=config.device, dtype=getattr(torch, config.dtype))
+    base = build_model(config.model, max(1, config.width // 2) if config.width > 1 else 2, data)
+    generator = torch.Generator(device=config.device).manual_seed(config.seed)
+    parameterize(model, config.parameterization(), base=base, generator=generator)
+    return model
+
+
+def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The run's optimizer (`rn.optimizer` with the config's train settings)."""
+    t = config.train
+    return optimizer(model, lr=t.lr, kind=t.kind, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def setup(config: RunConfig | dict[str, Any]) -> tuple[nn.Module, Dataset]:
+    """The parameterized model and the data of a run config, initialized from its seed."""
+    config = RunConfig.parse(config)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    data = load_data(config)
+    return build_parameterized(config, data), data
+
+
+def identity(model: nn.Module, layers: Sequence[str], table: Parameterization) -> dict[str, Any]:
+    """What a run is, recorded with it: its measured layers in order, each one's role and
+    representation index ℓ = position + 1, and the width exponents theory predicts for each of
+    its Meter keys (`scaling.predicted_series`; "predicted_init" overrides at step 0).
+
+    The one source of a run's layer index: analysis, report, check and claims read this.
+    """
+    modules = dict(model.named_modules())
+    entries = []
+    for ell, name in enumerate(layers, start=1):
+        chain = getattr(getattr(modules[name], "parametrizations", None), "weight", None)
+        role = chain[0].role if chain is not None and isinstance(chain[0], Multiplier) else None
+        entries.append({"name": name, "role": role, "ell": ell})
+    predicted, predicted_init = predicted_series(table, list(layers))
+    return {
+        "depth": len(layers),
+        "layers": entries,
+        "predicted": predicted,
+        "predicted_init": predicted_init,
+    }
+
+
+# ------------------------------------------------------------------------------ the one loop
+
+
+def mse(f: torch.Tensor, f0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """½·mean_i ‖f_i − f0_i − y_i‖² over the examples i (dim −2); leading dims are kept.
+
+    In y's dtype (float32 when the forward ran in bf16).
+    """
+    return 0.5 * (f.to(y.dtype) - f0 - y).pow(2).sum(-1).mean(-1)
 
 
 def class_accuracy(prediction: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -131,6 +225,103 @@ def autocast(precision: str, device: torch.device | str) -> contextlib.AbstractC
     raise ValueError(f"precision={precision!r} is not one of 'full', 'bf16'")
 
 
+def _train_members(
+    backend: _Alone | _Stacked,
+    data: Dataset,
+    *,
+    steps: int,
+    measure_steps: Sequence[int],
+    batch_size: int | None,
+    center: bool,
+    loss_bound: float,
+    seeds: Sequence[int],
+    flatten: bool,
+) -> list[RunOutcome]:
+    """Trains the backend's M members for `steps` steps; one outcome per member.
+
+    Each member draws its mini-batches from its own seed; a member whose loss turns non-finite
+    or exceeds `loss_bound` is marked diverged at that step and stops recording (the others go
+    on). Measured steps record the Meter's metrics, "loss", and on test data "test_loss" and
+    (classes) "test_acc", with one device sync per measurement.
+    """
+    x_train = data.x_train.flatten(1) if flatten else data.x_train
+    x_test = data.x_test.flatten(1) if flatten else data.x_test
+    y_train, y_test = data.y_train, data.y_test
+    m = backend.members
+    with torch.no_grad():
+        f0_train = backend.outputs(x_train) if center else torch.zeros(m, *y_train.shape)
+        f0_test = (
+            backend.outputs(x_test) if center and len(x_test) else torch.zeros(m, *y_test.shape)
+        )
+    f0_train, f0_test = f0_train.to(y_train), f0_test.to(y_test)
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    outcomes = [RunOutcome(status="done") for _ in range(m)]
+    live = [True] * m
+    wanted = set(measure_steps)
+
+    def record(step: int, losses: torch.Tensor) -> None:
+        values = dict(backend.meter.measure_members())
+        values["loss"] = losses
+        if len(x_test):
+            prediction = backend.outputs(x_test) - f0_test
+            values["test_loss"] = mse(prediction, 0.0, y_test)
+            if data.n_classes:
+                values["test_acc"] = class_accuracy(prediction, y_test, data.n_classes)
+        table = torch.stack([v.to(losses.dtype) for v in values.values()]).tolist()  # one sync
+        for member, alive in enumerate(live):
+            if alive:
+                for key, column in zip(values, table, strict=True):
+                    quantity, _, layer = key.partition("/")
+                    outcomes[member].rows.append((step, layer, quantity, column[member]))
+
+    if 0 in wanted:
+        with torch.no_grad():
+            record(0, mse(backend.outputs(x_train), f0_train, y_train))
+    n_train = len(x_train)
+    for step in range(1, steps + 1):
+        index = None
+        if batch_size is not None and batch_size < n_train:
+            index = torch.stack(
+                [torch.randperm(n_train, generator=g)[:batch_size] for g in generators]
+            )
+        losses = backend.step(x_train, f0_train, y_train, index)
+        values = losses.tolist()  # one sync per step: divergence is checked per member
+        for member, value in enumerate(values):
+            if live[member] and (not math.isfinite(value) or value > loss_bound):
+                live[member] = False
+                outcomes[member].status, outcomes[member].diverged_step = "diverged", step
+        if not any(live):
+            break
+        if step in wanted:
+            record(step, losses.detach())
+    return outcomes
+
+
+class _Alone:
+    """One torch module and its own torch optimizer (any optimizer): M = 1."""
+
+    members = 1
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, meter: Meter, precision: str):
+        self.model, self.opt, self.meter = model, opt, meter
+        self.mixed = autocast(precision, next(model.parameters()).device)
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self.model(x).unsqueeze(0)
+
+    def step(self, x, f0, y, index) -> torch.Tensor:
+        if index is not None:
+            x, f0, y = x[index[0]], f0[:, index[0]], y[index[0]]
+        self.opt.zero_grad(set_to_none=True)
+        with self.mixed:
+            f = self.model(x)
+        loss = mse(f.unsqueeze(0), f0, y)
+        loss.sum().backward()
+        self.opt.step()
+        return loss.detach()
+
+
 def train(
     model: nn.Module,
     data: Dataset,
@@ -138,7 +329,7 @@ def train(
     *,
     steps: int,
     meter: Meter | None = None,
-    measure_steps: list[int] | tuple[int, ...] = (),
+    measure_steps: Sequence[int] = (),
     batch_size: int | None = None,
     center: bool = True,
     loss_bound: float = 1e6,
@@ -146,153 +337,265 @@ def train(
     flatten: bool = False,
     precision: str = "full",
 ) -> RunOutcome:
-    """Trains `model` by `opt` on MSE for `steps` steps, measuring with `meter` at `measure_steps`.
+    """Trains `model` by `opt` on `mse` for `steps` steps, measuring with `meter` at
+    `measure_steps`: the loop's alone path, for any model and torch optimizer.
 
     Returns:
       A RunOutcome with rows for every measured step (meter metrics, "loss", "test_loss",
-      "test_acc" for classification data),
-      status "diverged" (and the step) when the loss turns non-finite or exceeds `loss_bound`.
+      "test_acc" for classification data), status "diverged" (and the step) when the loss turns
+      non-finite or exceeds `loss_bound`.
     """
-    x_train = data.x_train.flatten(1) if flatten else data.x_train
-    x_test = data.x_test.flatten(1) if flatten else data.x_test
-    y_train, y_test = data.y_train, data.y_test
-    with torch.no_grad():
-        f0_train = model(x_train) if center else torch.zeros_like(y_train)
-        f0_test = model(x_test) if center and len(x_test) else torch.zeros_like(y_test)
-    batches = torch.Generator().manual_seed(seed)
-    outcome = RunOutcome(status="done")
-    wanted = set(measure_steps)
-
-    def record(step: int, train_loss: float) -> None:
-        if meter is not None:
-            for key, value in meter.measure().items():
-                quantity, _, layer = key.partition("/")
-                outcome.rows.append((step, layer, quantity, value))
-        outcome.rows.append((step, "", "loss", train_loss))
-        if len(x_test):
-            with torch.no_grad():
-                prediction = model(x_test) - f0_test
-            test = 0.5 * (prediction - y_test).pow(2).sum(1).mean()
-            outcome.rows.append((step, "", "test_loss", float(test)))
-            if data.n_classes:
-                accuracy = class_accuracy(prediction, y_test, data.n_classes)
-                outcome.rows.append((step, "", "test_acc", float(accuracy)))
-
-    mixed = autocast(precision, x_train.device)
-
-    def loss_on(index: torch.Tensor | None) -> torch.Tensor:
-        if index is None:
-            with mixed:
-                f = model(x_train)
-            residual = f.to(y_train.dtype) - f0_train - y_train
-        else:
-            with mixed:
-                f = model(x_train[index])
-            residual = f.to(y_train.dtype) - f0_train[index] - y_train[index]
-        return 0.5 * residual.pow(2).sum(1).mean()
-
-    if 0 in wanted:
-        with torch.no_grad():
-            record(0, float(loss_on(None)))
-    for step in range(1, steps + 1):
-        index = None
-        if batch_size is not None and batch_size < len(x_train):
-            index = torch.randperm(len(x_train), generator=batches)[:batch_size]
-        opt.zero_grad(set_to_none=True)
-        loss = loss_on(index)
-        loss.backward()
-        opt.step()
-        value = float(loss.detach())  # a sync point, once per step: needed to detect divergence
-        if not math.isfinite(value) or value > loss_bound:
-            outcome.status, outcome.diverged_step = "diverged", step
-            break
-        if step in wanted:
-            record(step, value)
+    if meter is None:
+        meter = _NoMeter()
+    (outcome,) = _train_members(
+        _Alone(model, opt, meter, precision),
+        data,
+        steps=steps,
+        measure_steps=measure_steps,
+        batch_size=batch_size,
+        center=center,
+        loss_bound=loss_bound,
+        seeds=[seed],
+        flatten=flatten,
+    )
     return outcome
 
 
-def run(config: dict[str, Any]) -> RunOutcome:
-    """Runs one resolved config end to end; never raises (errors become status "failed")."""
+class _NoMeter:
+    """A meter that measures nothing (train() without one records losses only)."""
+
+    @staticmethod
+    def measure_members() -> dict[str, torch.Tensor]:
+        return {}
+
+
+# ---------------------------------------------------------------- the vectorized backend
+
+
+class _Stacked:
+    """M models of one ensemble key as stacked tensors, trained and measured over a member axis.
+
+    Also the Meter's `MemberView` of the stack (capture, weights, grads, linearized).
+    """
+
+    def __init__(self, config: RunConfig, data: Dataset, models_: list[nn.Module], optimizers):
+        self.members = len(models_)
+        params, buffers = stack_module_state(models_)
+        self.update = StackedUpdate(optimizers, models_, list(params))
+        self.skeleton, self.renames = output_scaled(models_[0])
+        self.params = {self.renames.get(k, k): v.detach() for k, v in params.items()}
+        kept = dict(self.skeleton.named_buffers())
+        self.buffers = {
+            self.renames.get(k, k): v for k, v in buffers.items() if self.renames.get(k, k) in kept
+        }
+        self.update.rename(self.renames)
+        self.layers = measured_layers(models_[0])
+        named = dict(self.skeleton.named_modules())
+        self.modules = {name: named[name] for name in self.layers}
+        self.mixed = autocast(config.precision, config.device)
+        # bf16: the weight matrices also live as bfloat16 copies that the training forward reads,
+        # refreshed from the float32 masters after each update; autocast then casts nothing
+        # n²-sized, and their gradients come back in bf16 without a cast to float32
+        self.shadow = (
+            {k: v.to(torch.bfloat16) for k, v in self.params.items() if v.dim() >= 3}
+            if config.precision == "bf16"
+            else {}
+        )
+        self._grad_batch = vmap(grad_and_value(self._loss), in_dims=(0, 0, 0, 0, 0))
+        self._grad_full = vmap(grad_and_value(self._loss), in_dims=(0, 0, None, 0, None))
+        self._apply = vmap(self._forward, in_dims=(0, 0, None))
+        x_probe = data.x_probe.flatten(1) if flattens(config) else data.x_probe
+        self._probe = x_probe
+        self.last_grads: dict[str, torch.Tensor] = {}
+        self.params0 = {k: v.clone() for k, v in self.params.items()}
+        self.meter = Meter.over(self, config.measure.metrics)
+
+    def _forward(self, params, buffers, x):
+        return functional_call(self.skeleton, (params, buffers), (x,))
+
+    def _loss(self, params, buffers, x, f0, y):
+        """One member's `mse` (float32 even when the forward runs in bf16)."""
+        with self.mixed:
+            f = functional_call(self.skeleton, (params, buffers), (x,))
+        return mse(f, f0, y)
+
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self._apply(self.params, self.buffers, x)
+
+    def step(self, x, f0, y, index) -> torch.Tensor:
+        state = self.params | self.shadow
+        if index is None:
+            grads, losses = self._grad_full(state, self.buffers, x, f0, y)
+        else:
+            f0 = torch.gather(f0, 1, index[..., None].expand(-1, -1, y.shape[-1]))
+            grads, losses = self._grad_batch(state, self.buffers, x[index], f0, y[index])
+        self.update(self.params, grads)
+        for key, low in self.shadow.items():
+            low.copy_(self.params[key])
+        self.last_grads = grads
+        return losses
+
+    # MemberView
+
+    def capture(self):
+        def member(params, buffers):
+            return capture_layers(self.modules, lambda: self._forward(params, buffers, self._probe))
+
+        with torch.no_grad():
+            return vmap(member)(self.params, self.buffers)
+
+    def _tensor(self, layer: str, name: str) -> tuple[str, torch.Tensor]:
+        """(key, stacked effective tensor g·X) of a layer's `name` ("weight"), any naming."""
+        if f"{layer}.{name}_g" in self.buffers:  # output-scaled: X and g side by side
+            key = f"{layer}.{name}"
+            g = self.buffers[f"{layer}.{name}_g"]
+        elif f"{layer}.parametrizations.{name}.original" in self.params:
+            key = f"{layer}.parametrizations.{name}.original"
+            g = self.buffers[f"{layer}.parametrizations.{name}.0.multiplier"]
+        else:
+            return f"{layer}.{name}", self.params[f"{layer}.{name}"]
+        value = self.params[key]
+        return key, value * g.reshape(-1, *([1] * (value.dim() - 1)))
+
+    def weights(self):
+        out = {}
+        for name, module in self.modules.items():
+            fan_out = layout_of(module).fan_out_dim
+            out[name] = self._tensor(name, "weight")[1].movedim(fan_out + 1, 1).flatten(2)
+        return out
+
+    def grads(self):
+        out: dict[str, list[torch.Tensor]] = {name: [] for name in self.layers}
+        for key, grad in self.last_grads.items():
+            if ".parametrizations." in key:  # <layer>.parametrizations.<tensor>.original
+                layer = key.split(".parametrizations.")[0]
+            else:  # <layer>.<tensor>
+                layer = key.rpartition(".")[0]
+            if layer in out:
+                out[layer].append(grad)
+        return out
+
+    def linearized(self):
+        tangent = {k: self.params[k] - self.params0[k] for k in self.params}
+
+        def member(p0, t, b):
+            return jvp(lambda p: self._forward(p, b, self._probe), (p0,), (t,))
+
+        f0, out = vmap(member)(self.params0, tangent, self.buffers)
+        return f0 + out
+
+
+# ------------------------------------------------------------------------------ choosing the path
+
+BF16_CPU_MAX_WIDTH = 256
+"""Widest bf16 CPU ensemble: measured per member (1 thread, MLP, batch 256), the bf16 ensemble
+is 2.3x / 1.55x faster than training alone at widths 128 / 256, even at 512 and 0.8x at 1024
+and 2048, where per-op overhead no longer matters and bmm's slower weight gradient does."""
+
+
+def unbatchable(config: RunConfig) -> str | None:
+    """None when the run can join a vectorized ensemble, else why it trains alone."""
+    single = [m for m in expand_metrics(config.measure.metrics) if m in SINGLE_MODEL_METRICS]
+    if single:
+        return f"metrics {single} are measured on one module (a backward or an NTK per model)"
+    wide = config.width > BF16_CPU_MAX_WIDTH
+    if config.precision == "bf16" and config.device == "cpu" and wide:
+        return (
+            f"bf16 on the CPU above width {BF16_CPU_MAX_WIDTH}: a batched bf16 matmul with the "
+            "batch as its contraction (the weight gradient) runs at ~60% of a single one"
+        )
+    return None
+
+
+def run(config: RunConfig | dict[str, Any], *, path_reason: str | None = None) -> RunOutcome:
+    """Runs one config on the alone path; never raises (errors become status "failed").
+
+    Args:
+      config: a RunConfig or its JSON form.
+      path_reason: why this run trains alone inside a sweep that ensembles (recorded).
+    """
     start = time.perf_counter()
     try:
-        outcome = _run(config)
+        outcome = _run_alone(RunConfig.parse(config))
     except Exception:  # a failing run is recorded, the sweep goes on
         outcome = RunOutcome(status="failed", error=traceback.format_exc())
     outcome.seconds = time.perf_counter() - start
+    outcome.path_reason = path_reason
     return outcome
 
 
-def setup(config: dict[str, Any]) -> tuple[nn.Module, Dataset]:
-    """The parameterized model and the data of a run config, initialized from its seed."""
-    if config.get("threads"):
-        torch.set_num_threads(int(config["threads"]))
-    data = load_data(config)
-    return build_parameterized(config, data), data
-
-
-def load_data(config: dict[str, Any]) -> Dataset:
-    """The run's data set, in its dtype and on its device (the same for every seed)."""
-    dtype = getattr(torch, config.get("dtype", "float32"))
-    data_spec = dict(config["data"])
-    kind = data_spec.pop("kind")
-    return load_dataset(kind, dtype=dtype, **data_spec).to(device=config.get("device", "cpu"))
-
-
-def build_parameterized(config: dict[str, Any], data: Dataset) -> nn.Module:
-    """The run's model at its width, parameterized by its table, initialized from its seed.
-
-    Roles are read against the same model at half the width (`parameterize(base=...)`).
-    """
-    dtype = getattr(torch, config.get("dtype", "float32"))
-    device = torch.device(config.get("device", "cpu"))
-    model_spec = config["model"]
-    width = int(config["width"])
-    seed = int(config["seed"])
-    torch.manual_seed(seed)
-    model = build_model(model_spec, width, data).to(device=device, dtype=dtype)
-    other = max(1, width // 2) if width > 1 else 2
-    base = build_model(model_spec, other, data)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    parameterize(model, parameterization_of(config), base=base, generator=generator)
-    return model
-
-
-def build_optimizer(config: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
-    """The run's optimizer (`rn.optimizer` with the config's train settings)."""
-    train_spec = config["train"]
-    return optimizer(
-        model,
-        lr=train_spec["lr"],
-        kind=train_spec.get("kind"),
-        momentum=train_spec.get("momentum", 0.0),
-        weight_decay=train_spec.get("weight_decay", 0.0),
-    )
-
-
-def flattens(config: dict[str, Any]) -> bool:
-    """Whether the run's model takes flat vectors (MLP, linear net, residual MLP), not images."""
-    return config["model"].get("kind", "mlp") in ("mlp", "linear", "resmlp")
-
-
-def _run(config: dict[str, Any]) -> RunOutcome:
+def _run_alone(config: RunConfig) -> RunOutcome:
     model, data = setup(config)
-    train_spec = config["train"]
     opt = build_optimizer(config, model)
-    flatten = flattens(config)
-    measure = config.get("measure", {})
-    x_probe = data.x_probe.flatten(1) if flatten else data.x_probe
-    meter = Meter(model, x_probe, metrics=measure.get("metrics", ["default"]), optimizer=opt)
-    return train(
+    x_probe = data.x_probe.flatten(1) if flattens(config) else data.x_probe
+    meter = Meter(model, x_probe, metrics=config.measure.metrics, optimizer=opt)
+    outcome = train(
         model,
         data,
         opt,
-        steps=int(train_spec["steps"]),
+        steps=config.train.steps,
         meter=meter,
-        measure_steps=measure.get("steps", [train_spec["steps"]]),
-        batch_size=train_spec.get("batch_size"),
-        center=config.get("center", True),
-        loss_bound=train_spec.get("loss_bound", 1e6),
-        seed=int(config["seed"]),
-        flatten=flatten,
-        precision=config.get("precision", "full"),
+        measure_steps=config.measure.steps,
+        batch_size=config.train.batch_size,
+        center=config.center,
+        loss_bound=config.train.loss_bound,
+        seed=config.seed,
+        flatten=flattens(config),
+        precision=config.precision,
     )
+    outcome.identity = identity(model, meter.layers, config.parameterization())
+    return outcome
+
+
+def run_many(configs: Sequence[RunConfig | dict[str, Any]]) -> list[RunOutcome]:
+    """Outcomes of the runs of one ensemble key, in order; never raises.
+
+    Several runs that can share an ensemble train as one (path "ensemble"); otherwise, and when
+    the ensemble fails, each trains alone with the reason in its outcome.
+    """
+    configs = [RunConfig.parse(c) for c in configs]
+    if len(configs) == 1:
+        return [run(configs[0])]
+    reasons = [r for r in map(unbatchable, configs) if r]
+    if len({c.ensemble_key() for c in configs}) != 1:
+        reasons.append("the runs differ in more than seed, table and η0")
+    if reasons:
+        return [run(c, path_reason=reasons[0]) for c in configs]
+    try:
+        return _run_ensemble(configs)
+    except Exception as err:  # e.g. an op vmap cannot batch in a user's model: say so per run
+        reason = f"the vectorized ensemble failed: {type(err).__name__}: {err}"
+        return [run(c, path_reason=reason[:500]) for c in configs]
+
+
+def _run_ensemble(configs: list[RunConfig]) -> list[RunOutcome]:
+    start = time.perf_counter()
+    config = configs[0]
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    data = load_data(config)
+    members = [build_parameterized(c, data) for c in configs]
+    optimizers = [build_optimizer(c, m) for c, m in zip(configs, members, strict=True)]
+    with warnings.catch_warnings():
+        # ops without a batching rule (SDPA on CPU) run member by member inside vmap: correct,
+        # and still cheaper than a whole run per member, so the warning says nothing to act on
+        warnings.filterwarnings("ignore", message="There is a performance drop because")
+        backend = _Stacked(config, data, members, optimizers)
+        outcomes = _train_members(
+            backend,
+            data,
+            steps=config.train.steps,
+            measure_steps=config.measure.steps,
+            batch_size=config.train.batch_size,
+            center=config.center,
+            loss_bound=config.train.loss_bound,
+            seeds=[c.seed for c in configs],
+            flatten=flattens(config),
+        )
+    seconds = (time.perf_counter() - start) / len(configs)
+    for c, model, outcome in zip(configs, members, outcomes, strict=True):
+        outcome.seconds = seconds  # the ensemble's time, shared equally
+        outcome.path = "ensemble"
+        outcome.identity = identity(model, backend.layers, c.parameterization())
+    return outcomes

@@ -27,7 +27,18 @@ SMALL = {
 def test_local_sweep_stores_every_run(tmp_path):
     spec = parse_spec(SMALL)
     counts = run_sweep(spec, tmp_path / "r.sqlite", workers=1, progress=False)
-    assert counts == {"total": 8, "skipped": 0, "done": 8, "diverged": 0, "failed": 0}
+    assert counts == {
+        "total": 8,
+        "skipped": 0,
+        "done": 8,
+        "diverged": 0,
+        "failed": 0,
+        "ensemble": 8,
+        "alone": 0,
+    }
+    runs = Store(tmp_path / "r.sqlite").runs()
+    assert set(runs["path"]) == {"ensemble"}
+    assert all(identity["depth"] == 3 for identity in runs["identity"])
     store = Store(tmp_path / "r.sqlite")
     runs = store.runs()
     assert set(runs.status) == {"done"}

@@ -39,6 +39,7 @@ when it builds the dict.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -51,9 +52,15 @@ from richness.nn.layers import layout_of, weight_matrix
 __all__ = [
     "ALL_METRICS",
     "DEFAULT_METRICS",
+    "SINGLE_MODEL_METRICS",
+    "WEIGHT_METRICS",
+    "MemberView",
     "Meter",
+    "capture_layers",
     "expand_metrics",
     "measured_layers",
+    "op_norms",
+    "patches",
     "power_iteration_start",
     "representation_metrics",
 ]
@@ -61,6 +68,9 @@ __all__ = [
 DEFAULT_METRICS = ("h_rms", "dh", "dh_rms", "f0", "df")
 WEIGHT_METRICS = ("dW_fro", "dW_op", "max_ratio", "align", "align_w0", "grad")
 ALL_METRICS = (*DEFAULT_METRICS, *WEIGHT_METRICS, "grad_h", "lin_gap", "ntk_dist")
+SINGLE_MODEL_METRICS = ("grad_h", "ntk_dist")
+"""Metrics that need one torch module (a backward pass through hooks, an empirical NTK): a
+Meter over a stack of models (`Meter.over`) does not measure them."""
 _GROUPS = {"default": DEFAULT_METRICS, "weights": WEIGHT_METRICS, "all": ALL_METRICS}
 
 
@@ -122,14 +132,16 @@ def representation_metrics(
     return out
 
 
-def _patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Inputs as the rows the weight matrix multiplies: (N, P, fan_in).
+def patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A layer's inputs (M, N, ...) as the rows its weight matrix multiplies: (M, N, P, fan_in).
 
     Dense layers (Linear, Conv1D): P = prod of the leading dims; Conv1d/2d: one row per output
     position (im2col).
     """
+    m, n = x.shape[:2]
     if layout_of(module).applied == "dense":
-        return x.reshape(x.shape[0], -1, x.shape[-1])
+        return x.reshape(m, n, -1, x.shape[-1])
+    x = x.flatten(0, 1)
     if isinstance(module, nn.Conv1d):
         x = x.unsqueeze(-2)
         kernel, stride = (1, *module.kernel_size), (1, *module.stride)
@@ -142,7 +154,7 @@ def _patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
             "unsupported conv for weight metrics (Conv3d, string padding or groups > 1)"
         )
     cols = nn.functional.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
-    return cols.transpose(1, 2)  # (N, P, C_in·k·k)
+    return cols.transpose(1, 2).reshape(m, n, -1, cols.shape[1])  # (M, N, P, C_in·k·k)
 
 
 def power_iteration_start(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -151,100 +163,83 @@ def power_iteration_start(k: int, dtype: torch.dtype, device: torch.device) -> t
     return torch.randn(k, generator=generator, device=device).to(dtype)
 
 
-def _op_norm(
+def op_norms(
     a: torch.Tensor, v: torch.Tensor | None, iters: int
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Largest singular value of a (m, k) by power iteration on aᵀa, warm-started at v (k,).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Largest singular values (M,) of a (M, m, k), by power iteration on aᵀa warm-started at v.
 
-    Returns the value and the vector to warm-start the next call (None when a = 0).
+    Starts from the fixed `power_iteration_start`; a member whose matrix is zero (before the
+    first step) gets 0 and the start again, for the next call to warm-start from.
     """
-    if v is None:
-        v = power_iteration_start(a.shape[1], a.dtype, a.device)
+    start = power_iteration_start(a.shape[2], a.dtype, a.device).expand(a.shape[0], -1)
+    v = start if v is None else v
+    zero = torch.zeros(a.shape[0], 1, dtype=torch.bool, device=a.device)
     for _ in range(iters):
-        w = a.t() @ (a @ v)
-        norm = w.norm()
-        if norm == 0:  # a = 0 (before the first step): nothing to warm-start from
-            return norm, None
-        v = w / norm
-    return (a @ v).norm(), v
+        w = torch.einsum("mok,mo->mk", a, torch.einsum("mok,mk->mo", a, v))
+        norm = w.norm(dim=-1, keepdim=True)
+        zero = norm == 0
+        v = torch.where(zero, start, w / torch.where(zero, 1.0, norm))
+    return torch.einsum("mok,mk->mo", a, v).norm(dim=-1) * (~zero[:, 0]), v
 
 
-class Meter:
-    """Measures h, Δh, f, Δf, ΔW and friends relative to the model at creation.
+class MemberView(Protocol):
+    """What a Meter reads of the M models it measures (M = 1 for a user's model).
 
-    Args:
-      model: any torch module (parameterized by `rn.parameterize` or not).
-      probe_inputs: (N, ...) inputs on which representations are measured.
-      metrics: names or groups ("default", "weights", "all"); see the module docstring.
-      layers: module names to hook; defaults to `measured_layers(model)`.
-      power_iters: power-iteration steps per `measure()` for operator norms (warm-started).
-      optimizer: the run's optimizer, whose per-layer LRs weight the NTK ("ntk_dist"): the
-        kernel gradient descent actually follows, the same in every gauge.
-      ntk_probes: probe inputs used for "ntk_dist".
-      passive: measure on your own forward passes instead of running one: every forward called
-        with the `probe_inputs` tensor itself is recorded, and the next `measure()` uses it.
-        For full-batch loops that pass the same tensor each step (probe_inputs = the training
-        batch) the default metrics then cost no extra forward. Call `measure()` after the
-        forward and before `optimizer.step()`, so every metric describes the weights that
-        forward saw (a record older than the last in-place update of the weights is dropped
-        and the meter runs its own forward). `close()` removes the hooks.
-
-    Example:
-      >>> import torch, richness as rn
-      >>> model = rn.parameterize(rn.models.MLP(8, 64, 1), rn.preset("mup"))
-      >>> meter = rn.Meter(model, torch.randn(16, 8))
-      >>> sorted(meter.measure())[:3]
-      ['df', 'dh/layers.0', 'dh/layers.1']
+    `richness.train` implements it for a vectorized stack of models; `_ModuleView` for one.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        probe_inputs: torch.Tensor,
-        *,
-        metrics: str | Sequence[str] = "default",
-        layers: Sequence[str] | None = None,
-        power_iters: int = 8,
-        optimizer: torch.optim.Optimizer | None = None,
-        ntk_probes: int = 16,
-        passive: bool = False,
-    ):
-        self.model = model
-        self.x = probe_inputs
-        self.metrics = expand_metrics(metrics)
-        modules = dict(model.named_modules())
-        if layers is None:
-            layers = measured_layers(model)
-        unknown = [name for name in layers if name not in modules]
-        if unknown:
-            raise ValueError(f"layers {unknown} are not modules of the model")
-        if not layers:
-            raise ValueError("the model has no Linear, Conv or Embedding layer to measure")
-        self.layers = list(layers)
-        self._modules = {name: modules[name] for name in self.layers}
-        self.power_iters = power_iters
-        self._vectors: dict[str, torch.Tensor] = {}
+    layers: list[str]
+    modules: dict[str, nn.Module]  # per layer, a module of its type (for layouts and patches)
+
+    def capture(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """Per layer its outputs h and inputs x on the probes (M, N, ...), and f (M, N, ...)."""
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Per layer its effective weight g·W as (M, out, fan_in) (`weight_matrix`)."""
+
+    def grads(self) -> dict[str, list[torch.Tensor]]:
+        """Per layer the (M, ...) gradients of its parameters from the last step (may be [])."""
+
+    def linearized(self) -> torch.Tensor:
+        """f_lin = f(θ0) + J(θ0)(θ − θ0) on the probes, (M, N, ...) (THEORY.md C8)."""
+
+
+def capture_layers(modules: dict[str, nn.Module], forward) -> tuple[dict, dict, torch.Tensor]:
+    """Runs `forward()` with hooks that keep each layer's input and output: (h, x, f)."""
+    outs: dict[str, torch.Tensor] = {}
+    ins: dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def record(module, args, output):
+            ins[name] = args[0]
+            outs[name] = output
+
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in modules.items()]
+    try:
+        f = forward()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outs, ins, f
+
+
+class _ModuleView:
+    """One torch module seen as a stack of M = 1 (`MemberView`), optionally passive."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, layers: list[str], passive: bool):
+        self.model, self.x, self.layers = model, x, layers
+        named = dict(model.named_modules())
+        self.modules = {name: named[name] for name in layers}
         self._params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
         self._param_list = list(model.parameters())
-        self._w0 = {name: weight_matrix(m).detach().clone() for name, m in self._modules.items()}
-        self._w0_op = {}
-        with torch.no_grad():
-            h, xin, f = self._forward()
-        self._h0, self._x0, self._f0 = h, xin, f
-        self.f0_norm = _per_example_norm(f).mean()
-        unit = torch.randn(f.shape[1:], generator=torch.Generator().manual_seed(0))
-        self._u = (unit / unit.norm()).to(dtype=f.dtype, device=f.device)
-        self._lr_weights = (
-            None if optimizer is None else lr_weights_from_optimizer(model, optimizer)
-        )
-        self._x_ntk = self.x[:ntk_probes]
-        self._k0 = self._ntk() if "ntk_dist" in self.metrics else None
         self._seen: tuple[dict, dict, torch.Tensor] | None = None
         self._seen_version: tuple[int, ...] = ()
-        self._handles = self._watch() if passive else []
+        self.handles = self._watch() if passive else []
 
     def _watch(self) -> list:
-        """Hooks that record every forward pass called with `probe_inputs` itself (passive)."""
+        """Hooks that record every forward pass called with the probe tensor itself."""
         state = {"on": False}
         outs: dict[str, torch.Tensor] = {}
         ins: dict[str, torch.Tensor] = {}
@@ -267,7 +262,7 @@ class Meter:
             return record
 
         handles = [self.model.register_forward_pre_hook(start)]
-        handles += [m.register_forward_hook(layer(n)) for n, m in self._modules.items()]
+        handles += [m.register_forward_hook(layer(n)) for n, m in self.modules.items()]
         handles.append(self.model.register_forward_hook(finish))
         return handles
 
@@ -275,35 +270,140 @@ class Meter:
         """In-place update counters of the parameters: an optimizer step changes them."""
         return tuple(p._version for p in self._param_list)
 
+    def capture(self):
+        seen, self._seen = self._seen, None
+        if seen is not None and self._seen_version == self._weights_version():
+            h, x, f = seen  # passive: the representations the training forward saw
+        else:
+            h, x, f = capture_layers(self.modules, lambda: self.model(self.x))
+        one = {k: v.detach().unsqueeze(0) for k, v in h.items()}
+        return one, {k: v.detach().unsqueeze(0) for k, v in x.items()}, f.detach().unsqueeze(0)
+
+    def weights(self):
+        return {n: weight_matrix(m).detach().unsqueeze(0) for n, m in self.modules.items()}
+
+    def grads(self):
+        return {
+            name: [p.grad.unsqueeze(0) for p in module.parameters() if p.grad is not None]
+            for name, module in self.modules.items()
+        }
+
+    def linearized(self):
+        params = dict(self.model.named_parameters())
+        tangent = {k: params[k].detach() - self._params0[k] for k in self._params0}
+
+        def f(p):
+            return functional_call(self.model, p, (self.x,))
+
+        with torch.enable_grad():
+            f0, jvp_out = jvp(f, (self._params0,), (tangent,))
+        return (f0 + jvp_out).detach().unsqueeze(0)
+
+
+class Meter:
+    """Measures h, Δh, f, Δf, ΔW and friends relative to the model at creation.
+
+    Args:
+      model: any torch module (parameterized by `rn.parameterize` or not).
+      probe_inputs: (N, ...) inputs on which representations are measured.
+      metrics: names or groups ("default", "weights", "all"); see the module docstring.
+      layers: module names to hook; defaults to `measured_layers(model)`.
+      power_iters: power-iteration steps per `measure()` for operator norms (warm-started).
+      optimizer: the run's optimizer, whose per-layer LRs weight the NTK ("ntk_dist"): the
+        kernel gradient descent actually follows, the same in every gauge.
+      ntk_probes: probe inputs used for "ntk_dist".
+      passive: measure on your own forward passes instead of running one: every forward called
+        with the `probe_inputs` tensor itself is recorded, and the next `measure()` uses it.
+        For full-batch loops that pass the same tensor each step (probe_inputs = the training
+        batch) the default metrics then cost no extra forward. Call `measure()` after the
+        forward and before `optimizer.step()`, so every metric describes the weights that
+        forward saw (a record older than the last in-place update of the weights is dropped
+        and the meter runs its own forward). `close()` removes the hooks.
+
+    The arithmetic runs over a leading member axis M: `Meter.over(view)` measures a stack of M
+    models at once (`richness.train` trains vectorized ensembles so), and `measure_members()`
+    returns (M,) tensors; a Meter of one model has M = 1.
+
+    Example:
+      >>> import torch, richness as rn
+      >>> model = rn.parameterize(rn.models.MLP(8, 64, 1), rn.preset("mup"))
+      >>> meter = rn.Meter(model, torch.randn(16, 8))
+      >>> sorted(meter.measure())[:3]
+      ['df', 'dh/layers.0', 'dh/layers.1']
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        probe_inputs: torch.Tensor,
+        *,
+        metrics: str | Sequence[str] = "default",
+        layers: Sequence[str] | None = None,
+        power_iters: int = 8,
+        optimizer: torch.optim.Optimizer | None = None,
+        ntk_probes: int = 16,
+        passive: bool = False,
+    ):
+        modules = dict(model.named_modules())
+        if layers is None:
+            layers = measured_layers(model)
+        unknown = [name for name in layers if name not in modules]
+        if unknown:
+            raise ValueError(f"layers {unknown} are not modules of the model")
+        if not layers:
+            raise ValueError("the model has no Linear, Conv or Embedding layer to measure")
+        self.model = model
+        self.x = probe_inputs
+        self._view: MemberView = _ModuleView(model, probe_inputs, list(layers), passive)
+        self._start(metrics, power_iters)
+        unit = torch.randn(self._f0.shape[2:], generator=torch.Generator().manual_seed(0))
+        self._u = (unit / unit.norm()).to(dtype=self._f0.dtype, device=self._f0.device)
+        self._lr_weights = (
+            None if optimizer is None else lr_weights_from_optimizer(model, optimizer)
+        )
+        self._x_ntk = self.x[:ntk_probes]
+        self._k0 = self._ntk() if "ntk_dist" in self.metrics else None
+
+    @classmethod
+    def over(
+        cls, view: MemberView, metrics: str | Sequence[str] = "default", power_iters: int = 8
+    ) -> Meter:
+        """A Meter of a stack of M models (`MemberView`), snapshotting them now.
+
+        Raises:
+          ValueError: a metric that needs one module ("grad_h", "ntk_dist") is asked for.
+        """
+        meter = cls.__new__(cls)
+        meter.model = None
+        meter._view = view
+        meter._start(metrics, power_iters)
+        single = [m for m in meter.metrics if m in SINGLE_MODEL_METRICS]
+        if single:
+            raise ValueError(f"metrics {single} are measured on one module, not a stack")
+        return meter
+
+    def _start(self, metrics: str | Sequence[str], power_iters: int) -> None:
+        """Snapshots θ0's weights and the probes' h, x and f at creation."""
+        self.metrics = expand_metrics(metrics)
+        self.layers = list(self._view.layers)
+        self.power_iters = power_iters
+        self._vectors: dict[str, torch.Tensor] = {}
+        self._w0 = {k: v.clone() for k, v in self._view.weights().items()}
+        self._w0_op: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            self._h0, self._x0, self._f0 = self._view.capture()
+        self._f0_norm = _per_example_norm(self._f0, 1).mean(-1)
+
     def close(self) -> None:
         """Removes the passive hooks."""
-        for handle in self._handles:
+        for handle in getattr(self._view, "handles", []):
             handle.remove()
-        self._handles = []
+        self._view.handles = []
 
     @property
     def layer_index(self) -> dict[str, int]:
         """{layer name: ℓ}, the representation index that `Parameterization.predict` uses."""
         return {name: i + 1 for i, name in enumerate(self.layers)}
-
-    def _forward(self) -> tuple[dict, dict, torch.Tensor]:
-        outs: dict[str, torch.Tensor] = {}
-        ins: dict[str, torch.Tensor] = {}
-
-        def hook(name):
-            def record(module, args, output):
-                ins[name] = args[0].detach()
-                outs[name] = output.detach()
-
-            return record
-
-        handles = [m.register_forward_hook(hook(name)) for name, m in self._modules.items()]
-        try:
-            f = self.model(self.x).detach()
-        finally:
-            for handle in handles:
-                handle.remove()
-        return outs, ins, f
 
     @torch.no_grad()
     def measure(self, metrics: str | Sequence[str] | None = None) -> dict[str, float]:
@@ -315,20 +415,29 @@ class Meter:
         Returns:
           A flat {key: float} dict (keys in the module docstring).
         """
+        values = self.measure_members(metrics)
+        if not values:
+            return {}
+        table = torch.stack([v.to(self._f0.dtype) for v in values.values()])[:, 0].tolist()
+        return dict(zip(values, table, strict=True))  # one device sync, here
+
+    @torch.no_grad()
+    def measure_members(
+        self, metrics: str | Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Like `measure`, with each value an (M,) tensor over the members (no device sync)."""
         wanted = self.metrics if metrics is None else expand_metrics(metrics)
-        seen, self._seen = self._seen, None
-        if seen is not None and self._seen_version == self._weights_version():
-            h, xin, f = seen  # passive: the representations the training forward saw
-        else:
-            h, xin, f = self._forward()
-        out = representation_metrics({n: h[n] for n in self.layers}, self._h0, f, self._f0, wanted)
+        h, xin, f = self._view.capture()
+        out = representation_metrics(
+            {n: h[n] for n in self.layers}, self._h0, f, self._f0, wanted, lead=1
+        )
         if "f0" in wanted:
-            out["f0"] = self.f0_norm
+            out["f0"] = self._f0_norm
         if any(m in wanted for m in WEIGHT_METRICS):
             self._weight_metrics(wanted, xin, out)
         if "lin_gap" in wanted:
-            df = _per_example_norm(f - self._f0).mean()
-            out["lin_gap"] = _per_example_norm(f - self._linearized()).mean() / df
+            df = _per_example_norm(f - self._f0, 1).mean(-1)
+            out["lin_gap"] = _per_example_norm(f - self._view.linearized(), 1).mean(-1) / df
         if "grad_h" in wanted:
             out.update(self._backward_signals())
         if "ntk_dist" in wanted:
@@ -336,48 +445,48 @@ class Meter:
                 raise ValueError(
                     "ntk_dist needs the initial kernel: pass it in metrics= at creation"
                 )
-            out["ntk_dist"] = torch.tensor(kernel_distance(self._k0, self._ntk()))
-        return {key: float(value) for key, value in out.items()}  # one sync per value, here
+            out["ntk_dist"] = torch.tensor([kernel_distance(self._k0, self._ntk())])
+        return out
 
     def _weight_metrics(self, wanted, xin, out) -> None:
-        for name, module in self._modules.items():
-            w = weight_matrix(module).detach()
-            dw = w - self._w0[name]
+        """dW_fro, dW_op, grad, align, max_ratio, align_w0 per layer (C5, C6, C7), each (M,)."""
+        weights = self._view.weights()
+        grads = self._view.grads() if "grad" in wanted else {}
+        for name in self.layers:
+            module = self._view.modules[name]
+            dw = weights[name] - self._w0[name]  # (M, out, fan_in)
             if "dW_fro" in wanted:
-                out[f"dW_fro/{name}"] = dw.norm()
-            need_op = "dW_op" in wanted or "align" in wanted
-            if need_op:
-                op, self._vectors[name] = _op_norm(dw, self._vectors.get(name), self.power_iters)
+                out[f"dW_fro/{name}"] = dw.flatten(1).norm(dim=-1)
+            if "dW_op" in wanted or "align" in wanted:
+                op, self._vectors[name] = op_norms(dw, self._vectors.get(name), self.power_iters)
                 if "dW_op" in wanted:
                     out[f"dW_op/{name}"] = op
-            if "grad" in wanted:
-                grads = [p.grad for p in module.parameters() if p.grad is not None]
-                if grads:
-                    out[f"grad/{name}"] = torch.stack([g.norm() for g in grads]).norm()
+            if grads.get(name):
+                norms = [g.flatten(1).norm(dim=-1) for g in grads[name]]
+                out[f"grad/{name}"] = torch.stack(norms).norm(dim=0)
             if layout_of(module).applied == "lookup" or not any(
                 m in wanted for m in ("max_ratio", "align", "align_w0")
             ):
                 continue
-            rows = _patches(module, xin[name])  # (N, P, fan_in)
-            own = rows @ dw.t()  # (N, P, out): ΔW x
-            own_norm = own.flatten(1).norm(dim=1)
+            rows = patches(module, xin[name])  # (M, N, P, fan_in)
+            own = torch.einsum("mnpi,moi->mnpo", rows, dw)  # ΔW x
             if "align" in wanted:
                 row_norm = rows.norm(dim=-1).clamp_min(torch.finfo(rows.dtype).tiny)
-                ratio = own.norm(dim=-1) / (op * row_norm)
-                out[f"align/{name}"] = ratio.mean()
+                ratio = own.norm(dim=-1) / (op[:, None, None] * row_norm)
+                out[f"align/{name}"] = ratio.mean((1, 2))
             if name == self.layers[0]:
                 continue  # the first layer's input does not move: no passthrough
-            dx_rows = _patches(module, xin[name] - self._x0[name])
-            passthrough = dx_rows @ self._w0[name].t()  # (N, P, out): W0 Δx
+            dx_rows = patches(module, xin[name] - self._x0[name])
+            passthrough = torch.einsum("mnpi,moi->mnpo", dx_rows, self._w0[name])  # W0 Δx
             if "max_ratio" in wanted:
-                pass_norm = passthrough.flatten(1).norm(dim=1)
-                out[f"max_ratio/{name}"] = own_norm.mean() / pass_norm.mean()
+                own_norm = own.flatten(2).norm(dim=-1).mean(-1)
+                out[f"max_ratio/{name}"] = own_norm / passthrough.flatten(2).norm(dim=-1).mean(-1)
             if "align_w0" in wanted:
                 if name not in self._w0_op:  # once per meter; an SVD at n = 8192 takes minutes
-                    self._w0_op[name], _ = _op_norm(self._w0[name], None, 4 * self.power_iters)
+                    self._w0_op[name], _ = op_norms(self._w0[name], None, 4 * self.power_iters)
                 dx_norm = dx_rows.norm(dim=-1).clamp_min(torch.finfo(rows.dtype).tiny)
-                ratio = passthrough.norm(dim=-1) / (self._w0_op[name] * dx_norm)
-                out[f"align_w0/{name}"] = ratio.mean()
+                ratio = passthrough.norm(dim=-1) / (self._w0_op[name][:, None, None] * dx_norm)
+                out[f"align_w0/{name}"] = ratio.mean((1, 2))
 
     def _ntk(self) -> torch.Tensor:
         """(M, M) trace-mode empirical NTK on the first `ntk_probes` probe inputs."""
@@ -388,35 +497,10 @@ class Meter:
 
     def _backward_signals(self) -> dict[str, torch.Tensor]:
         """‖∂(u·f)/∂h_ℓ‖ per layer, mean over probe inputs: one backward pass (C7)."""
-        outs: dict[str, torch.Tensor] = {}
-
-        def hook(name):
-            def record(module, args, output):
-                outs[name] = output
-
-            return record
-
-        handles = [m.register_forward_hook(hook(name)) for name, m in self._modules.items()]
-        try:
-            with torch.enable_grad():
-                f = self.model(self.x)
-                grads = torch.autograd.grad((f * self._u).sum(), [outs[n] for n in self.layers])
-        finally:
-            for handle in handles:
-                handle.remove()
+        with torch.enable_grad():
+            h, _, f = capture_layers(self._view.modules, lambda: self.model(self.x))
+            grads = torch.autograd.grad((f * self._u).sum(), [h[n] for n in self.layers])
         return {
-            f"grad_h/{name}": _per_example_norm(g).mean()
+            f"grad_h/{name}": _per_example_norm(g).mean().reshape(1)
             for name, g in zip(self.layers, grads, strict=True)
         }
-
-    def _linearized(self) -> torch.Tensor:
-        """f_lin(θ) = f(θ0) + J(θ0)(θ − θ0) on the probe set, by one jvp (THEORY.md C8)."""
-        params = dict(self.model.named_parameters())
-        tangent = {k: params[k].detach() - self._params0[k] for k in self._params0}
-
-        def f(p):
-            return functional_call(self.model, p, (self.x,))
-
-        with torch.enable_grad():
-            _, jvp_out = jvp(f, (self._params0,), (tangent,))
-        return self._f0 + jvp_out.detach()

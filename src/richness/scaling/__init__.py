@@ -4,6 +4,7 @@ from richness.scaling._types import GAUGES, OPTIMIZERS, PRESETS, ROLES, Gauge, O
 from richness.scaling.parameterization import LayerScaling, Parameterization, RoleScaling
 from richness.scaling.power import Power
 from richness.scaling.predict import Criterion, criteria, predict_exponents
+from richness.scaling.series import predicted_series
 from richness.scaling.tables import preset, richness, stp_table
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "RoleScaling",
     "criteria",
     "predict_exponents",
+    "predicted_series",
     "preset",
     "richness",
     "stp_table",

@@ -1,11 +1,11 @@
 """Run a sweep: the pending runs of a spec, on local processes or Ray, into one store.
 
-Both backends execute jobs of `richness.ensemble.run_ensemble(configs)`: the runs of a job
+Both backends execute jobs of `richness.train.run_many(configs)`: the runs of a job
 share a width and everything but seed, table and η0, and train as one vectorized ensemble
-(or one by one where they cannot); it never raises: failures and divergences come back as
-outcomes. The driver writes each run's outcome to the store in one transaction, so a killed
-sweep resumes exactly where it stopped: finished runs are skipped, a run that was `running`
-when the sweep died is redone, nothing is stored twice.
+(or one by one where they cannot, each saying why); it never raises: failures and
+divergences come back as outcomes. The driver writes each run's outcome to the store in one
+transaction, so a killed sweep resumes exactly where it stopped: finished runs are skipped, a
+run that was `running` when the sweep died is redone, nothing is stored twice.
 
 Jobs are cut for load balance: an ensemble costs about members · width² per step, and each
 job gets at most 1/(2·workers) of the sweep's total (and at most `MAX_MEMBERS` runs), so the
@@ -20,14 +20,13 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from richness.ensemble import ensemble_key, run_ensemble
+from richness.config import RunConfig
 from richness.sweep.spec import SweepSpec, expand
 from richness.sweep.store import Store, config_hash
-from richness.train import RunOutcome, run
+from richness.train import RunOutcome, run, run_many
 
 __all__ = ["MAX_MEMBERS", "jobs_of", "run_sweep"]
 
@@ -37,16 +36,11 @@ MAX_MEMBERS = 64
 WORKER_DIED = "the worker process running this config died (killed, out of memory or crashed)"
 
 
-def _label(config: dict[str, Any]) -> str:
-    point = config["preset"] or f"r={config['r']:g} {config['gauge']}"
-    return f"n={config['width']} {point} seed={config['seed']}"
+def _cost(config: RunConfig) -> int:
+    return config.width**2
 
 
-def _cost(config: dict[str, Any]) -> int:
-    return int(config["width"]) ** 2
-
-
-def jobs_of(configs: list[dict], workers: int, ensemble: bool = True) -> list[list[dict]]:
+def jobs_of(configs: list[RunConfig], workers: int, ensemble: bool = True) -> list[list[RunConfig]]:
     """Configs grouped into jobs: ensembles of runs that can train together, cut to balance.
 
     Args:
@@ -59,9 +53,9 @@ def jobs_of(configs: list[dict], workers: int, ensemble: bool = True) -> list[li
     """
     if not ensemble:
         return sorted(([c] for c in configs), key=lambda job: -_cost(job[0]))
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[RunConfig]] = {}
     for config in configs:
-        groups.setdefault(ensemble_key(config), []).append(config)
+        groups.setdefault(config.ensemble_key(), []).append(config)
     share = sum(map(_cost, configs)) / (2 * max(1, workers))
     jobs = []
     for group in groups.values():
@@ -116,7 +110,9 @@ def _poll_parent(parent: int, interval: float = 0.5) -> None:
     threading.Thread(target=watch, name="richness-parent-watch", daemon=True).start()
 
 
-def _local(jobs: list[list[dict]], workers: int, threads: int) -> Iterator[tuple[dict, RunOutcome]]:
+def _local(
+    jobs: list[list[RunConfig]], workers: int, threads: int
+) -> Iterator[tuple[RunConfig, RunOutcome]]:
     """Runs jobs on `workers` spawned processes; yields (config, outcome) as they finish.
 
     A worker that dies (killed, out of memory, a crash in native code) breaks the pool: every
@@ -127,7 +123,7 @@ def _local(jobs: list[list[dict]], workers: int, threads: int) -> Iterator[tuple
     if workers <= 1:
         _worker_init(threads)
         for job in jobs:
-            yield from zip(job, run_ensemble(job), strict=True)
+            yield from zip(job, run_many(job), strict=True)
         return
     context = multiprocessing.get_context("spawn")  # fork after torch threads start can hang
 
@@ -136,9 +132,9 @@ def _local(jobs: list[list[dict]], workers: int, threads: int) -> Iterator[tuple
             n, mp_context=context, initializer=_worker_init, initargs=(threads, os.getpid())
         )
 
-    retry: list[dict] = []
+    retry: list[RunConfig] = []
     with pool(workers) as executor:
-        pending = {executor.submit(run_ensemble, job): job for job in jobs}
+        pending = {executor.submit(run_many, job): job for job in jobs}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
@@ -158,8 +154,8 @@ def _local(jobs: list[list[dict]], workers: int, threads: int) -> Iterator[tuple
 
 
 def _ray(
-    jobs: list[list[dict]], address: str | None, threads: int
-) -> Iterator[tuple[dict, RunOutcome]]:
+    jobs: list[list[RunConfig]], address: str | None, threads: int
+) -> Iterator[tuple[RunConfig, RunOutcome]]:
     """Runs jobs as Ray tasks (retried if a worker dies); yields outcomes as they finish."""
     import ray
 
@@ -168,9 +164,9 @@ def _ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
 
     @ray.remote(max_retries=2, num_cpus=1)
-    def remote_job(job: list[dict]) -> list[RunOutcome]:
+    def remote_job(job: list[RunConfig]) -> list[RunOutcome]:
         _worker_init(threads)
-        return run_ensemble(job)
+        return run_many(job)
 
     try:
         refs = {remote_job.remote(job): job for job in jobs}
@@ -193,7 +189,7 @@ def run_sweep(
     threads: int = 1,
     ensemble: bool = True,
     progress: bool = True,
-    on_outcome: Callable[[dict, RunOutcome], None] | None = None,
+    on_outcome: Callable[[RunConfig, RunOutcome], None] | None = None,
 ) -> dict[str, int]:
     """Runs every run of `spec` that the store at `db` has not finished.
 
@@ -204,13 +200,14 @@ def run_sweep(
       workers: local processes (default: all cores, at most the number of runs).
       address: Ray cluster address (None starts a local cluster).
       threads: intra-op threads per run (1 per process uses every core without oversubscribing).
-      ensemble: train runs that share a width as vectorized ensembles (`richness.ensemble`);
+      ensemble: train runs that share a width as vectorized ensembles (`richness.train`);
         False trains every run alone.
       progress: show a progress bar (runs done / total, ETA, the run that just finished).
       on_outcome: called with each (config, outcome) after it is stored.
 
     Returns:
-      Counts: {"total", "skipped", "done", "diverged", "failed"}.
+      Counts: {"total", "skipped", "done", "diverged", "failed"} and, of the runs trained now,
+      how many trained in a vectorized ensemble ("ensemble") and how many alone ("alone").
 
     Raises:
       ValueError: unknown backend.
@@ -228,6 +225,8 @@ def run_sweep(
         "done": 0,
         "diverged": 0,
         "failed": 0,
+        "ensemble": 0,
+        "alone": 0,
     }
     for config in todo:
         store.mark_running(config_hash(config), config, sweep=spec.name)
@@ -255,9 +254,13 @@ def run_sweep(
                 outcome.seconds,
                 diverged_step=outcome.diverged_step,
                 error=outcome.error,
+                path=outcome.path,
+                path_reason=outcome.path_reason,
+                identity=outcome.identity,
             )
             counts[outcome.status] += 1
-            bar.update(task, advance=1, last=f"{_label(config)}: {outcome.status}")
+            counts[outcome.path] += 1
+            bar.update(task, advance=1, last=f"{config.label}: {outcome.status}")
             if on_outcome is not None:
                 on_outcome(config, outcome)
     return counts

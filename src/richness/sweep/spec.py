@@ -9,13 +9,36 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    GetCoreSchemaHandler,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, core_schema
 
 from richness.scaling import GAUGES, PRESETS
+
+if TYPE_CHECKING:
+    from richness.config import RunConfig
 
 __all__ = ["SpecError", "SweepSpec", "expand", "load_spec"]
 
@@ -100,15 +123,184 @@ class ModelSpec(_Strict):
         return _factory_layers(self.factory or "")
 
 
-class DataSpec(_Strict):
-    """The data set (see `richness.data.load_dataset`); extra keys go to its loader."""
+# --------------------------------------------------------------------------------------------
+# data: one spec class per kind of `richness.data.load_dataset`, chosen by `kind`
+# --------------------------------------------------------------------------------------------
 
-    model_config = ConfigDict(extra="allow", frozen=True)
-    kind: Literal["digits", "synthetic", "cifar10", "chars"] = "digits"
-    n_train: int = Field(256, ge=1)
-    n_test: int | None = Field(256, ge=0)
-    n_probe: int = Field(128, ge=1)
-    seed: int = Field(0, ge=0, description="fixes the split: the same data for every run")
+_DATA_KINDS = ("digits", "synthetic", "cifar10", "chars", "text")
+
+
+def _path_text(value: Any) -> Any:
+    """A path given as a `pathlib.Path` is stored as its string (configs are JSON)."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+_Path = Annotated[StrictStr, BeforeValidator(_path_text), Field(min_length=1)]
+_Seq = Annotated[StrictInt, Field(ge=1, le=4096, description="T, tokens per input window")]
+_Standardize = StrictBool | Literal["feature", "channel"]
+
+
+class _DataCommon(_Strict):
+    """The sizes and seed every kind takes; each kind adds the keyword arguments of its loader.
+
+    Types are strict (`n_train: true` and `n_train: "64"` are refused) and unknown keys are
+    refused, so a typo fails the spec instead of every run. Defaults equal the loader's.
+    """
+
+    kind: str  # each kind's Literal, with its default
+    n_train: StrictInt = Field(256, ge=1, description="training points (windows for text)")
+    n_test: StrictInt | None = Field(
+        256, ge=0, description="test points; null: every point left (digits, cifar10, text)"
+    )
+    n_probe: StrictInt = Field(128, ge=1, description="probe points, disjoint from training")
+    seed: StrictInt = Field(
+        0, ge=0, le=2**63 - 1, description="fixes the split: the same data for every run"
+    )
+
+    # Kinds that existed before per-kind specs dump, besides `kind` and the sizes, only the
+    # fields written in the spec (as the old open DataSpec did), so their runs keep the hashes
+    # of older stores; a new kind dumps every field.
+    _dump_written_only: ClassVar[bool] = True
+    _reads_files: ClassVar[bool] = False  # checked by richness.data.check_dataset (torch loads)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        fields = handler(self)
+        if not self._dump_written_only:
+            return fields
+        always = {"kind", *_DataCommon.model_fields}
+        return {k: v for k, v in fields.items() if k in always or k in self.model_fields_set}
+
+    @model_validator(mode="after")
+    def _files_hold_the_data(self, info: ValidationInfo) -> Self:
+        skip = isinstance(info.context, dict) and info.context.get("check_files") is False
+        if self._reads_files and not skip:  # the loader's checks, before any run is stored
+            from richness.data import check_dataset
+
+            try:
+                check_dataset(**self.model_dump())
+            except OSError as err:  # pydantic turns ValueError alone into a validation error
+                raise ValueError(str(err)) from None
+        return self
+
+
+class DigitsData(_DataCommon):
+    """scikit-learn's 1797 handwritten digits, 8x8, 10 classes (ships with scikit-learn)."""
+
+    kind: Literal["digits"] = "digits"
+    as_images: StrictBool = Field(False, description="(N, 1, 8, 8) inputs for CNNs")
+    standardize: _Standardize = Field(True, description="statistics of the training split")
+    center_targets: StrictBool = Field(False, description="one-hot minus 1/10")
+
+
+class SyntheticData(_DataCommon):
+    """Teacher-student regression, x ~ N(0, I): a linear or two-layer teacher."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    n_test: StrictInt = Field(256, ge=0, description="fresh test points (no pool to take from)")
+    d_in: StrictInt = Field(64, ge=1, description="input dimension")
+    d_out: StrictInt = Field(1, ge=1, description="output dimension O")
+    teacher: Literal["linear", "nonlinear"] = "linear"
+    activation: Literal["tanh", "relu"] = Field("tanh", description="the nonlinear teacher's φ")
+    teacher_width: StrictInt = Field(128, ge=1, description="the nonlinear teacher's width")
+    noise: float = Field(
+        0.0, ge=0, strict=True, allow_inf_nan=False, description="label noise std, y_train only"
+    )
+    teacher_seed: StrictInt | None = Field(
+        None, ge=0, le=2**63 - 1, description="teacher weights' seed (null: seed)"
+    )
+
+
+class Cifar10Data(_DataCommon):
+    """CIFAR-10 from a local directory, official binary or python files (checked when validated)."""
+
+    kind: Literal["cifar10"] = "cifar10"
+    data_dir: _Path = Field(
+        ..., description="the batches' directory, or its parent holding cifar-10-batches-*"
+    )
+    as_images: StrictBool = Field(True, description="False: (N, 3072) inputs")
+    standardize: _Standardize = Field(True, description="per channel, training subset")
+    center_targets: StrictBool = Field(False, description="one-hot minus 1/10")
+    _reads_files: ClassVar[bool] = True
+
+
+class CharsData(_DataCommon):
+    """Next-character prediction on a generated English-like corpus (V = 28, no download)."""
+
+    kind: Literal["chars"] = "chars"
+    n_test: StrictInt = Field(256, ge=0, description="test windows (generated, no pool)")
+    seq_len: _Seq = 32
+
+
+class TextData(_DataCommon):
+    """Next-token prediction on the user's UTF-8 text files (WikiText format).
+
+    Every file is read and tokenized when the spec is validated: a missing, empty, non-UTF-8
+    or too short file fails the spec, naming the file and what it holds.
+    """
+
+    kind: Literal["text"] = "text"
+    path: _Path = Field(..., description="the training text, e.g. wiki.train.tokens")
+    test_path: _Path | None = Field(
+        None, description="the test text (e.g. wiki.test.tokens); null: held-out windows of path"
+    )
+    tokenizer: Literal["char", "word"] = Field("char", description="characters or words")
+    seq_len: _Seq = 32
+    max_vocab: StrictInt | None = Field(
+        None, ge=2, description="keep the most frequent tokens; the rest read as <unk>"
+    )
+    _dump_written_only: ClassVar[bool] = False
+    _reads_files: ClassVar[bool] = True
+
+
+def _data_kind(value: Any) -> str:
+    kind = value.get("kind", "digits") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in _DATA_KINDS else "digits"  # an unknown kind fails in _known_kind
+
+
+def _known_kind(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("kind", "digits") not in _DATA_KINDS:
+        raise PydanticCustomError(
+            "data_kind",
+            "data.kind={kind} is not a data set kind; allowed: {allowed}",
+            {"kind": repr(value["kind"]), "allowed": ", ".join(map(repr, _DATA_KINDS))},
+        )
+    return value
+
+
+AnyDataSpec = Annotated[
+    Annotated[DigitsData, Tag("digits")]
+    | Annotated[SyntheticData, Tag("synthetic")]
+    | Annotated[Cifar10Data, Tag("cifar10")]
+    | Annotated[CharsData, Tag("chars")]
+    | Annotated[TextData, Tag("text")],
+    Discriminator(_data_kind),
+    BeforeValidator(_known_kind),
+]
+_DATA_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyDataSpec)
+
+
+class DataSpec:
+    """The data set (see `richness.data.load_dataset`): one of the per-kind specs above.
+
+    As a field type it validates a mapping by its `kind` (default "digits") into
+    `DigitsData`, `SyntheticData`, `Cifar10Data`, `CharsData` or `TextData`; called,
+    ``DataSpec(**fields)`` returns that instance (``DataSpec()``: the default digits).
+    ``model_dump()`` gives `kind` and the loader's keyword arguments.
+
+    The kinds that read files (cifar10, text) check them when validated, through
+    `richness.data.check_dataset`; a reader of stored configs that need not load the data (a
+    report on another machine) validates with ``context={"check_files": False}``.
+    """
+
+    def __new__(cls, **fields: Any) -> Any:
+        return _DATA_ADAPTER.validate_python(fields)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return handler.generate_schema(AnyDataSpec)
 
 
 class OptimizerSpec(_Strict):
@@ -260,49 +452,47 @@ def read_yaml(path: str | Path) -> Any:
         raise SpecError(f"{path}: not valid YAML: {err}") from None
 
 
-def expand(spec: SweepSpec) -> list[dict[str, Any]]:
-    """One resolved run config per (width, point, gauge, seed), in a stable order."""
+def expand(spec: SweepSpec) -> list[RunConfig]:
+    """One `RunConfig` per (width, point, gauge, seed), in a stable order.
+
+    Measured steps default to 0, 1, the last and about every fifth in between.
+    """
+    from richness.config import RunConfig  # the run config builds on this module's sections
+
     points: list[tuple[float | None, str | None, str | None]] = [
         (r, None, gauge) for r in spec.richness for gauge in spec.gauges
     ]
     points += [(None, name, None) for name in spec.presets]
-    family = "sgd" if spec.optimizer.kind == "sgd" else "adam"
-    layers = spec.model.layer_names()
     steps = spec.measure.steps
     if steps is None:
         steps = sorted({1, spec.steps} | set(range(0, spec.steps + 1, max(1, spec.steps // 5))))
-    model = spec.model.model_dump(exclude_none=True)
-    configs = []
-    for width, (r, name, gauge), seed in itertools.product(spec.widths, points, spec.seeds):
-        configs.append(
-            {
-                "model": model,
-                "data": spec.data.model_dump(),
-                "width": width,
-                "r": r,
-                "preset": name,
-                "gauge": gauge,
-                "gamma": spec.gamma,
-                "base_width": spec.resolved_base_width(),
-                "optimizer": family,
-                "depth": len(layers) if layers else None,
-                "layers": layers,
-                "seed": seed,
-                "center": spec.center,
-                "train": {
-                    **spec.optimizer.model_dump(),
-                    "steps": spec.steps,
-                    "batch_size": spec.batch_size,
-                    "loss_bound": spec.loss_bound,
-                },
-                "measure": {"steps": steps, "metrics": spec.measure.metrics},
-                "dtype": spec.dtype,
-                "device": spec.device,
-            }
+    train = {
+        **spec.optimizer.model_dump(),
+        "steps": spec.steps,
+        "batch_size": spec.batch_size,
+        "loss_bound": spec.loss_bound,
+    }
+    measure = {"steps": steps, "metrics": spec.measure.metrics}
+    return [
+        RunConfig(
+            model=spec.model,
+            data=spec.data,
+            width=width,
+            seed=seed,
+            r=r,
+            preset=name,
+            gauge=gauge,
+            gamma=spec.gamma,
+            base_width=spec.resolved_base_width(),
+            center=spec.center,
+            train=train,
+            measure=measure,
+            dtype=spec.dtype,
+            precision=spec.precision,
+            device=spec.device,
         )
-        if spec.precision != "full":  # absent when full: older stores keep their run hashes
-            configs[-1]["precision"] = spec.precision
-    return configs
+        for width, (r, name, gauge), seed in itertools.product(spec.widths, points, spec.seeds)
+    ]
 
 
 def run_count(spec: SweepSpec) -> int:

@@ -14,6 +14,13 @@ Two tables (DESIGN.md, "Store"):
     error TEXT                traceback text (failed runs)
     host, worker TEXT         where it last ran (hostname; pid or Ray worker id)
     attempts INTEGER          how many times it was marked running
+    path TEXT                 the loop's backend that trained it: alone | ensemble
+    path_reason TEXT          why it trained alone where it could have joined an ensemble
+    identity TEXT             JSON: its measured layers, roles, ℓ, predicted exponents
+                              (`richness.train.identity`), recorded at run time
+
+A file written before these three columns existed (schema version 1) gains them on open,
+empty for its old runs.
 
 ``metrics``: tidy rows ``(run_id, step, layer, quantity, value)``; ``layer`` is ``''`` for
 model-level quantities (``f0``, ``df``, ``loss``...), so ``"dh/blocks.0"`` is stored as
@@ -96,11 +103,15 @@ RUN_COLUMNS: tuple[str, ...] = (
     "host",
     "worker",
     "attempts",
+    "path",
+    "path_reason",
+    "identity",
 )
 
 METRIC_COLUMNS: tuple[str, ...] = ("run_id", "step", "layer", "quantity", "value")
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+_ADDED_IN_2 = ("path TEXT", "path_reason TEXT", "identity TEXT")  # columns a version-1 file lacks
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -114,7 +125,10 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     host TEXT,
     worker TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    path TEXT,
+    path_reason TEXT,
+    identity TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
 CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep);
@@ -148,6 +162,8 @@ def canonical_json(config: Mapping[str, Any]) -> str:
         TypeError: a key is not a str or a value is not JSON-like (the message names the path).
         ValueError: a float is NaN or infinite (JSON has no spelling for them).
     """
+    if hasattr(config, "as_json"):  # a typed RunConfig: its JSON form
+        config = config.as_json()
     return json.dumps(
         _plain(config, "config"),
         sort_keys=True,
@@ -225,7 +241,10 @@ class Store:
             # WAL lets readers proceed while one process writes; the mode is stored in the file.
             # Some file systems refuse it; the default rollback journal is still correct.
             con.execute("PRAGMA journal_mode = WAL")
-            con.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+            columns = {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+            missing = [c for c in _ADDED_IN_2 if columns and c.split()[0] not in columns]
+            added = "".join(f"ALTER TABLE runs ADD COLUMN {c};\n" for c in missing)
+            con.executescript(f"BEGIN IMMEDIATE;\n{added}{_SCHEMA}\nCOMMIT;")
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -307,6 +326,9 @@ class Store:
         seconds: float,
         diverged_step: int | None = None,
         error: str | None = None,
+        path: str | None = None,
+        path_reason: str | None = None,
+        identity: Mapping[str, Any] | None = None,
     ) -> None:
         """Writes a run's metrics and final status in one transaction.
 
@@ -323,6 +345,10 @@ class Store:
             seconds: wall time of the run.
             diverged_step: first non-finite step of a diverged run.
             error: traceback text of a failed run.
+            path: which backend trained it, ``"alone"`` or ``"ensemble"`` (`richness.train`).
+            path_reason: why it trained alone where it could have joined an ensemble.
+            identity: what the run is (`richness.train.identity`: layers, roles, ℓ,
+                predicted exponents), stored as JSON.
 
         Raises:
             ValueError: ``status`` is not final, ``run_id`` is unknown, or two rows share
@@ -352,13 +378,16 @@ class Store:
                 ) from e
             con.execute(
                 "UPDATE runs SET status = ?, finished = ?, seconds = ?, diverged_step = ?,"
-                " error = ? WHERE run_id = ?",
+                " error = ?, path = ?, path_reason = ?, identity = ? WHERE run_id = ?",
                 (
                     status,
                     _now(),
                     float(seconds),
                     None if diverged_step is None else int(diverged_step),
                     error,
+                    path,
+                    path_reason,
+                    None if identity is None else canonical_json(identity),
                     run_id,
                 ),
             )
@@ -410,7 +439,8 @@ class Store:
         """Returns one row per run, with its config fields flattened into columns.
 
         Columns: :data:`RUN_COLUMNS` (``config`` holds the JSON text; ``started`` and
-        ``finished`` are UTC datetimes), then one column per config leaf, nested keys joined
+        ``finished`` are UTC datetimes; ``identity`` a dict, or None for a run stored before
+        identities were recorded), then one column per config leaf, nested keys joined
         by ``.`` (``width``, ``r``, ``gauge``, ``seed``, ``model.depth``, ``optimizer.lr``...).
         A config key that collides with a run column is prefixed ``config.``.
 
@@ -433,6 +463,7 @@ class Store:
         df["seconds"] = df["seconds"].astype("float64")
         df["diverged_step"] = df["diverged_step"].astype("Int64")
         df["attempts"] = df["attempts"].astype("int64")
+        df["identity"] = [json.loads(t) if isinstance(t, str) else None for t in df["identity"]]
         flat = [flatten_config(json.loads(text)) for text in df["config"]]
         keys = list(dict.fromkeys(k for f in flat for k in f))
         extra = {(f"config.{k}" if k in RUN_COLUMNS else k): [f.get(k) for f in flat] for k in keys}

@@ -1,12 +1,12 @@
-"""Vectorized ensembles equal training each member alone (float64, 1e-10 relative)."""
+"""The one loop: vectorized ensembles equal each member trained alone (float64, 1e-10)."""
 
 import math
 
 import pytest
 
-from richness.ensemble import ensemble_key, run_ensemble, train_ensemble, vectorizable
+from richness.config import RunConfig
 from richness.sweep.runner import jobs_of
-from richness.train import run
+from richness.train import run, run_many, unbatchable
 
 TOL = 1e-10
 
@@ -21,22 +21,11 @@ def _config(r=0.25, seed=0, *, kind="sgd", model="mlp", width=48, lr=0.1, **trai
         "gauge": "stp",
         "gamma": 1.0,
         "base_width": 16,
-        "optimizer": "sgd" if kind == "sgd" else "adam",
         "seed": seed,
         "center": True,
-        "train": {
-            "kind": kind,
-            "lr": lr,
-            "momentum": 0.0,
-            "weight_decay": 0.0,
-            "steps": 6,
-            "batch_size": 32,
-            "loss_bound": 1e6,
-            **train,
-        },
+        "train": {"kind": kind, "lr": lr, "steps": 6, "batch_size": 32, **train},
         "measure": {"steps": [0, 1, 3, 6], "metrics": ["default"]},
         "dtype": "float64",
-        "device": "cpu",
     }
 
 
@@ -44,10 +33,13 @@ def _by_key(outcome):
     return {(step, layer, q): v for step, layer, q, v in outcome.rows}
 
 
-def _assert_same(together, alone):
+def _assert_same(together, alone, path="ensemble"):
     assert len(together) == len(alone)
     for a, b in zip(together, alone, strict=True):
+        assert a.path == path, a.path_reason
+        assert b.path == "alone"
         assert (a.status, a.diverged_step) == (b.status, b.diverged_step), b.error
+        assert a.identity == b.identity
         rows_a, rows_b = _by_key(a), _by_key(b)
         assert rows_a.keys() == rows_b.keys()
         for key, value in rows_b.items():
@@ -80,16 +72,18 @@ def test_ensemble_equals_members_alone(kind, lr, train):
     configs = []
     for i, member in enumerate(MEMBERS):
         config = _config(kind=kind, lr=lr * (1 + 0.5 * i), **train)
-        configs.append({**config, **member})
-    assert len({ensemble_key(c) for c in configs}) == 1
-    _assert_same(train_ensemble(configs), [run(c) for c in configs])
+        configs.append(RunConfig.parse({**config, **member}))
+    assert len({c.ensemble_key() for c in configs}) == 1
+    _assert_same(run_many(configs), [run(c) for c in configs])
 
 
-def test_cnn_ensemble_equals_members_alone():
+@pytest.mark.parametrize("metrics", [["default"], ["default", "weights", "lin_gap"]])
+def test_cnn_ensemble_equals_members_alone(metrics):
     configs = [_config(r, seed, model="cnn", width=8) for r, seed in [(0.0, 0), (0.5, 1)]]
     for config in configs:
         config["data"] = {**config["data"], "as_images": True}
-    _assert_same(train_ensemble(configs), [run(c) for c in configs])
+        config["measure"] = {"steps": [0, 1, 6], "metrics": metrics}
+    _assert_same(run_many(configs), [run(c) for c in configs])
 
 
 @pytest.mark.parametrize(
@@ -108,13 +102,14 @@ def test_residual_and_transformer_ensembles_equal_members_alone(model, data):
         config = _config(r, seed, width=16, lr=0.01)
         config["model"] = model
         config["data"] = {**config["data"], **data}
+        config["measure"] = {"steps": [0, 6], "metrics": ["default", "weights"]}
         configs.append(config)
-    _assert_same(train_ensemble(configs), [run(c) for c in configs])
+    _assert_same(run_many(configs), [run(c) for c in configs])
 
 
 def test_a_diverging_member_stops_alone_and_the_others_go_on():
     configs = [_config(0.5, 0, lr=0.1), _config(0.5, 1, lr=1e4), _config(0.0, 2, lr=0.1)]
-    together = train_ensemble(configs)
+    together = run_many(configs)
     assert [o.status for o in together] == ["done", "diverged", "done"]
     _assert_same(together, [run(c) for c in configs])
 
@@ -123,46 +118,57 @@ def test_weight_metrics_and_linearization_gap_are_batched():
     configs = [_config(r, seed, momentum=0.9) for r, seed in [(0.0, 0), (0.25, 1), (0.5, 2)]]
     for config in configs:
         config["measure"] = {"steps": [0, 1, 6], "metrics": ["default", "weights", "lin_gap"]}
-    assert vectorizable(configs[0]) is None
-    together = train_ensemble(configs)
+    together = run_many(configs)
     assert {q for _, _, q, _ in together[0].rows} >= {"dW_op", "max_ratio", "align_w0", "lin_gap"}
     _assert_same(together, [run(c) for c in configs])
 
 
-def test_runs_that_need_per_member_metrics_train_alone():
+def test_runs_that_need_one_module_train_alone_and_say_why():
     config = _config()
     config["measure"] = {"steps": [6], "metrics": ["default", "grad_h"]}
-    assert "per member" in vectorizable(config)
-    with pytest.raises(ValueError, match="per member"):
-        train_ensemble([config, {**config, "seed": 1}])
-    outcomes = run_ensemble([config, {**config, "seed": 1}])
+    assert "one module" in unbatchable(RunConfig.parse(config))
+    outcomes = run_many([config, {**config, "seed": 1}])
+    assert all(o.path == "alone" and "grad_h" in o.path_reason for o in outcomes)
     assert "grad_h" in {q for _, _, q, _ in outcomes[0].rows}
-    _assert_same(outcomes, [run(config), run({**config, "seed": 1})])
 
 
-def test_weight_metrics_of_conv_layers_fall_back_to_members_alone():
-    configs = [_config(r, seed, model="cnn", width=8) for r, seed in [(0.0, 0), (0.5, 1)]]
-    for config in configs:
-        config["data"] = {**config["data"], "as_images": True}
-        config["measure"] = {"steps": [6], "metrics": ["default", "weights"]}
-    with pytest.raises(ValueError, match="Linear layers only"):
-        train_ensemble(configs)
-    _assert_same(run_ensemble(configs), [run(c) for c in configs])
+def test_a_failing_ensemble_trains_alone_with_the_error_as_its_reason(monkeypatch):
+    import richness.train as train
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no batching rule for my_op")
+
+    monkeypatch.setattr(train._Stacked, "step", broken)
+    outcomes = run_many([_config(seed=0), _config(seed=1)])
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert all("no batching rule for my_op" in o.path_reason for o in outcomes)
 
 
-def test_configs_that_differ_beyond_member_fields_are_refused():
-    with pytest.raises(ValueError, match="differ only"):
-        train_ensemble([_config(width=32), _config(width=64)])
+def test_identity_records_layers_roles_and_predictions():
+    outcome = run(_config(r=0.25))
+    layers = outcome.identity["layers"]
+    assert [(e["name"], e["role"], e["ell"]) for e in layers] == [
+        ("layers.0", "input", 1),
+        ("layers.1", "hidden", 2),
+        ("layers.2", "output", 3),
+    ]
+    assert outcome.identity["predicted"]["dh/layers.1"] == pytest.approx(0.25)
+    assert outcome.identity["predicted"]["f0"] == pytest.approx(-0.25)
 
 
 def test_jobs_cover_every_run_once_and_balance_the_cost():
-    configs = [_config(r, s, width=w) for w in (32, 64, 512) for r in (0, 0.5) for s in range(4)]
+    configs = [
+        RunConfig.parse(_config(r, s, width=w))
+        for w in (32, 64, 512)
+        for r in (0, 0.5)
+        for s in range(4)
+    ]
     jobs = jobs_of(configs, workers=2)
     flat = [id(c) for job in jobs for c in job]
     assert sorted(flat) == sorted(map(id, configs))
     for job in jobs:
-        assert len({ensemble_key(c) for c in job}) == 1
-    costs = [len(job) * job[0]["width"] ** 2 for job in jobs]
+        assert len({c.ensemble_key() for c in job}) == 1
+    costs = [len(job) * job[0].width ** 2 for job in jobs]
     assert costs == sorted(costs, reverse=True)
     assert max(costs) <= sum(costs) / 4  # no job holds more than 1/(2·workers) of the work
     assert all(len(job) == 1 for job in jobs_of(configs, workers=2, ensemble=False))
@@ -172,17 +178,17 @@ def test_bf16_trains_close_to_float32_and_measures_in_float32():
     base = {**_config(0.5, 0, width=64), "dtype": "float32"}
     full = run(base)
     bf16 = run({**base, "precision": "bf16"})
-    together = train_ensemble(
-        [{**base, "precision": "bf16"}, {**base, "seed": 1, "precision": "bf16"}]
-    )
+    together = run_many([{**base, "precision": "bf16"}, {**base, "seed": 1, "precision": "bf16"}])
+    assert together[0].path == "ensemble"
     a, b, c = _by_key(full), _by_key(bf16), _by_key(together[0])
     assert a.keys() == b.keys() == c.keys()
     assert a[(0, "layers.0", "h_rms")] == b[(0, "layers.0", "h_rms")]  # init: no bf16 anywhere
     for key in [(6, "layers.1", "dh"), (6, "", "df"), (6, "", "loss")]:
         assert b[key] == pytest.approx(a[key], rel=0.05)
         assert c[key] == pytest.approx(b[key], rel=1e-4)
-    assert vectorizable({**base, "precision": "bf16"}) is None
-    assert "bf16 on the CPU" in vectorizable({**base, "precision": "bf16", "width": 512})
+    assert "bf16 on the CPU" in unbatchable(
+        RunConfig.parse({**base, "precision": "bf16", "width": 512})
+    )
     failed = run({**base, "precision": "fp8"})
     assert failed.status == "failed"
-    assert "precision='fp8' is not one of" in failed.error
+    assert "precision" in failed.error
