@@ -128,7 +128,7 @@ def richness_grid(precision: str, workers: int, widths=WIDTHS) -> dict:
     statuses: dict[str, int] = {}
 
     def on_outcome(config, outcome):
-        seconds[config["width"]] += outcome.seconds
+        seconds[config.width] += outcome.seconds
         statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
 
     spec = parse_spec(sweep_spec("full" if precision == "fp32" else precision, widths))
@@ -150,15 +150,15 @@ def richness_grid(precision: str, workers: int, widths=WIDTHS) -> dict:
 
 def richness_memory(precision: str, width: int, workers: int) -> float:
     """Max RSS (MiB) of this process after training the width's largest job."""
-    from richness.ensemble import run_ensemble
     from richness.sweep import expand, parse_spec
     from richness.sweep.runner import jobs_of
+    from richness.train import run_many
 
     spec = parse_spec(sweep_spec("full" if precision == "fp32" else precision))
     configs = expand(spec)
     total_jobs = jobs_of(configs, workers)
-    job = max((j for j in total_jobs if j[0]["width"] == width), key=len)
-    outcomes = run_ensemble(job)
+    job = max((j for j in total_jobs if j[0].width == width), key=len)
+    outcomes = run_many(job)
     assert all(o.status == "done" for o in outcomes), [o.error for o in outcomes]
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

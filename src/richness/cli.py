@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from richness.scaling import Parameterization, preset, richness
+from richness.scaling import Parameterization, table
 
 app = typer.Typer(
     add_completion=False,
@@ -37,11 +37,10 @@ def _table_for(
     optimizer: str,
     base_width: float | None,
 ) -> Parameterization:
-    if (r is None) == (preset_name is None):
-        _fail("give exactly one of --r or --preset")
-    if preset_name is not None:
-        return preset(preset_name, gauge, gamma, optimizer, base_width)  # type: ignore[arg-type]
-    return richness(r, gauge or "stp", gamma, optimizer, base_width)  # type: ignore[arg-type]
+    try:
+        return table(r, preset_name, gauge, gamma, optimizer, base_width)  # type: ignore[arg-type]
+    except ValueError as err:
+        _fail(str(err))
 
 
 def render_explanation(p: Parameterization, width: int, d_in: int, depth: int) -> None:
@@ -321,7 +320,7 @@ def check(
     ] = None,
 ) -> None:
     """Coordinate check of your model: fitted width exponents against the theory."""
-    from richness.coordcheck import SCALE_FREE, coord_check, load_factory
+    from richness.coordcheck import coord_check, load_factory
 
     try:
         make = load_factory(factory)
@@ -341,20 +340,15 @@ def check(
     table = Table(title=f"coordinate check of {factory}: {what}, widths {widths}, step {steps}")
     for col in ("quantity", "layer", "slope", "95% CI", "expected", "verdict"):
         table.add_column(col)
+    shown = {"agrees": "[green]ok[/green]", "disagrees": "[red]off[/red]", "undetermined": "?"}
     for row in fits.sort_values(["quantity", "ell"]).itertuples():
-        expected = row.predicted if row.predicted == row.predicted else SCALE_FREE.get(row.quantity)
-        if expected is None:
-            verdict = ""
-        else:
-            ok = abs(row.slope - expected) <= 0.1 or row.ci_low <= expected <= row.ci_high
-            verdict = "[green]ok[/green]" if ok else "[red]off[/red]"
         table.add_row(
             row.quantity,
             row.layer or "(output)",
             f"{row.slope:+.3f}",
             f"[{row.ci_low:+.2f}, {row.ci_high:+.2f}]",
-            "" if expected is None else f"{expected:+.3g}",
-            verdict,
+            "" if row.expected != row.expected else f"{row.expected:+.3g}",
+            shown.get(row.agreement, ""),
         )
     console.print(table)
 

@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from richness.scaling import Parameterization, preset, richness
+from richness.scaling import Parameterization, table
 from richness.sweep.spec import DataSpec, ModelSpec, OptimizerSpec, SpecError
 
 __all__ = ["LEGACY_KEYS", "MEMBER_FIELDS", "RunConfig", "TrainConfig"]
@@ -92,11 +92,7 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_table(self) -> RunConfig:
-        if (self.r is None) == (self.preset is None):
-            raise ValueError(
-                f"give exactly one of r and preset, got r={self.r}, preset={self.preset}"
-            )
-        self.parameterization()  # r on the scale, known preset and gauge: the table's own checks
+        self.parameterization()  # one of r and preset, r on the scale, known names: its checks
         if self.precision == "bf16" and self.dtype != "float32":
             raise ValueError(f"precision 'bf16' needs dtype 'float32', got {self.dtype!r}")
         bad = [s for s in self.measure.steps if not 0 <= s <= self.train.steps]
@@ -112,9 +108,7 @@ class RunConfig(BaseModel):
 
     def parameterization(self) -> Parameterization:
         """The table this run names (THEORY.md §3): a preset, or richness r in a gauge."""
-        if self.preset is not None:
-            return preset(self.preset, self.gauge, self.gamma, self.optimizer, self.base_width)
-        return richness(self.r, self.gauge or "stp", self.gamma, self.optimizer, self.base_width)
+        return table(self.r, self.preset, self.gauge, self.gamma, self.optimizer, self.base_width)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON form the store keys and keeps (`config_hash` of it is the run's id)."""

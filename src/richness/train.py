@@ -69,6 +69,7 @@ __all__ = [
     "class_accuracy",
     "flattens",
     "identity",
+    "identity_of",
     "load_data",
     "mse",
     "run",
@@ -185,6 +186,18 @@ def identity(model: nn.Module, layers: Sequence[str], table: Parameterization) -
         "predicted": predicted,
         "predicted_init": predicted_init,
     }
+
+
+def identity_of(config: RunConfig | dict[str, Any]) -> dict[str, Any]:
+    """The `identity` of a run from its config alone, for runs stored before identities were
+    recorded (`Store` migrates such files on open). The model is built at min(width, 64): the
+    layers, roles and predicted exponents do not depend on the width.
+    """
+    config = RunConfig.parse(config)
+    small = config.model_copy(update={"width": min(config.width, 64), "dtype": "float32"})
+    data = load_data(small)
+    model = build_parameterized(small, data)
+    return identity(model, measured_layers(model), config.parameterization())
 
 
 # ------------------------------------------------------------------------------ the one loop

@@ -64,11 +64,24 @@ def test_expand_is_the_product_and_hashes_are_distinct():
     assert len(configs) == run_count(spec) == 2 * (2 * 2 + 1) * 2
     assert len({config_hash(c) for c in configs}) == len(configs)
     first = configs[0]
-    assert first["base_width"] == 32  # default: the smallest width
-    assert first["layers"] == ["layers.0", "layers.1", "layers.2"]
-    assert first["depth"] == 3
-    assert "precision" not in first  # full precision keeps the hashes of older stores
-    assert expand(parse_spec(_with(precision="bf16")))[0]["precision"] == "bf16"
+    assert first.base_width == 32  # default: the smallest width
+    assert first.precision == "full"
+    assert expand(parse_spec(_with(precision="bf16")))[0].precision == "bf16"
+
+
+def test_run_configs_round_trip_through_their_json_and_read_pre_typed_dicts():
+    from richness.config import RunConfig
+    from richness.sweep import config_hash
+
+    config = expand(parse_spec(_with()))[0]
+    stored = config.as_json()
+    assert RunConfig.parse(stored) == config
+    assert config_hash(RunConfig.parse(stored)) == config_hash(config)
+    legacy = {**stored, "depth": 3, "layers": ["layers.0", "layers.1", "layers.2"]}
+    del legacy["precision"]  # a store written before the typed config
+    assert RunConfig.parse(legacy) == config
+    with pytest.raises(SpecError, match="train.lr"):
+        RunConfig.parse({**stored, "train": {**stored["train"], "lr": -1.0}})
 
 
 def test_load_spec_reads_yaml_safely(tmp_path):

@@ -364,3 +364,58 @@ def test_store_pickles_for_worker_processes(store: Store) -> None:
     clone = pickle.loads(pickle.dumps(store))  # what a process pool or Ray task receives
     clone.finish(run_id, "done", _rows(), seconds=1.0)
     assert store.status(run_id) == "done" and repr(clone) == repr(store)
+
+
+def test_a_store_written_before_identities_gains_them_on_open(tmp_path):
+    """A version-1 file (no path/identity columns, dict configs with derived keys) opens, and
+    its finished runs get the identity the loop would have recorded."""
+    import sqlite3
+
+    from richness.train import run
+
+    config = {
+        "model": {"kind": "mlp", "depth": 3},
+        "data": {"kind": "digits", "n_train": 32, "n_test": 8, "n_probe": 8, "seed": 0},
+        "width": 32,
+        "r": 0.25,
+        "preset": None,
+        "gauge": "stp",
+        "gamma": 1.0,
+        "base_width": 16,
+        "optimizer": "sgd",
+        "depth": 3,
+        "layers": ["layers.0", "layers.1", "layers.2"],
+        "seed": 0,
+        "center": True,
+        "train": {
+            "kind": "sgd",
+            "lr": 0.1,
+            "momentum": 0.0,
+            "weight_decay": 0.0,
+            "steps": 1,
+            "batch_size": None,
+            "loss_bound": 1e6,
+        },
+        "measure": {"steps": [1], "metrics": ["default"]},
+        "dtype": "float32",
+        "device": "cpu",
+    }
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(
+        "CREATE TABLE runs (run_id TEXT PRIMARY KEY, status TEXT NOT NULL, sweep TEXT,"
+        " config TEXT NOT NULL, started TEXT, finished TEXT, seconds REAL, diverged_step INTEGER,"
+        " error TEXT, host TEXT, worker TEXT, attempts INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE metrics (run_id TEXT NOT NULL, step INTEGER NOT NULL, layer TEXT NOT NULL"
+        " DEFAULT '', quantity TEXT NOT NULL, value REAL, PRIMARY KEY (run_id, step, layer,"
+        " quantity)) WITHOUT ROWID; PRAGMA user_version = 1;"
+    )
+    con.execute(
+        "INSERT INTO runs (run_id, status, config, attempts) VALUES (?, 'done', ?, 1)",
+        (config_hash(config), canonical_json(config)),
+    )
+    con.commit()
+    con.close()
+    runs = Store(path).runs()
+    assert runs.loc[0, "identity"] == run(config).identity
+    assert runs.loc[0, "path"] is None

@@ -52,6 +52,7 @@ from richness.data import Dataset, load_dataset
 from richness.measure import empirical_ntk, infinite_ntk
 from richness.nn import optimizer, parameterize
 from richness.scaling import preset
+from richness.sweep.spec import ModelSpec
 from richness.train import build_model
 
 __all__ = ["CLAIM", "TITLE", "run"]
@@ -69,7 +70,7 @@ CHECKPOINTS = (1, 10, STEPS)
 C_LR = 1.0
 DEPTH = 3
 DATA = {"n_train": 64, "n_test": 128, "n_probe": 0, "seed": 0}
-MODEL = {"kind": "mlp", "depth": DEPTH, "activation": "relu", "bias": False}
+MODEL = ModelSpec(kind="mlp", depth=DEPTH, activation="relu", bias=False)
 
 
 def kernel_dynamics(

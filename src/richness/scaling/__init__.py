@@ -5,7 +5,7 @@ from richness.scaling.parameterization import LayerScaling, Parameterization, Ro
 from richness.scaling.power import Power
 from richness.scaling.predict import Criterion, criteria, predict_exponents
 from richness.scaling.series import predicted_series
-from richness.scaling.tables import preset, richness, stp_table
+from richness.scaling.tables import preset, richness, stp_table, table
 
 __all__ = [
     "GAUGES",
@@ -26,4 +26,5 @@ __all__ = [
     "preset",
     "richness",
     "stp_table",
+    "table",
 ]

@@ -32,7 +32,7 @@ from richness.scaling.parameterization import Parameterization, RoleScaling
 from richness.scaling.power import Power
 from richness.scaling.predict import weight_gradient_exponents
 
-__all__ = ["preset", "richness", "stp_table"]
+__all__ = ["preset", "preset_point", "richness", "stp_table", "table"]
 
 _ONE = Power()
 _INV_SQRT_FAN_IN = Power(1.0, -0.5, 0.0)
@@ -196,6 +196,16 @@ def richness(
     )
 
 
+def preset_point(name: str) -> tuple[float | None, str | None]:
+    """Returns (r, default gauge) of a named preset, (None, None) for "sp" (not on the scale).
+
+    Raises:
+      ValueError: an unknown name.
+    """
+    check_choice("preset", name, PRESETS)
+    return (None, None) if name == "sp" else _PRESET_POINTS[name]
+
+
 def preset(
     name: PresetName,
     gauge: Gauge | None = None,
@@ -231,3 +241,23 @@ def preset(
     r, default_gauge = _PRESET_POINTS[name]
     p = richness(r, gauge or default_gauge, gamma, optimizer, base_width)  # type: ignore[arg-type]
     return dataclasses.replace(p, name=name)
+
+
+def table(
+    r: float | None = None,
+    preset_name: PresetName | None = None,
+    gauge: Gauge | None = None,
+    gamma: float = 1.0,
+    optimizer: Optimizer = "sgd",
+    base_width: float | None = None,
+) -> Parameterization:
+    """The table a run or a command names: richness r in a gauge (STP by default), or a preset.
+
+    Raises:
+      ValueError: both or neither of r and preset_name, or what `richness` / `preset` refuse.
+    """
+    if (r is None) == (preset_name is None):
+        raise ValueError(f"give exactly one of r and preset, got r={r}, preset={preset_name}")
+    if preset_name is not None:
+        return preset(preset_name, gauge, gamma, optimizer, base_width)
+    return richness(r, gauge or "stp", gamma, optimizer, base_width)

@@ -61,6 +61,7 @@ import math
 import os
 import socket
 import sqlite3
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -245,6 +246,40 @@ class Store:
             missing = [c for c in _ADDED_IN_2 if columns and c.split()[0] not in columns]
             added = "".join(f"ALTER TABLE runs ADD COLUMN {c};\n" for c in missing)
             con.executescript(f"BEGIN IMMEDIATE;\n{added}{_SCHEMA}\nCOMMIT;")
+        if missing:
+            self._record_identities()
+
+    def _record_identities(self) -> None:
+        """Migrates a version-1 file: each finished run's identity, from its config.
+
+        Imports the training floor (torch) for this one migration; a run whose model can't be
+        built here (its data or factory is missing) keeps no identity, with a warning.
+        """
+        from richness.train import identity_of
+
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT run_id, config FROM runs WHERE identity IS NULL"
+                " AND status IN ('done', 'diverged', 'failed')"
+            ).fetchall()
+        cache: dict[str, str | None] = {}
+        found: list[tuple[str | None, str]] = []
+        for run_id, text in rows:
+            config = json.loads(text)
+            key = canonical_json({k: v for k, v in config.items() if k not in ("seed", "width")})
+            if key not in cache:
+                try:
+                    cache[key] = canonical_json(identity_of(config))
+                except Exception as err:
+                    warnings.warn(
+                        f"{self.path}: run {run_id} gets no identity ({type(err).__name__}: "
+                        f"{err}); its exponents have no prediction",
+                        stacklevel=3,
+                    )
+                    cache[key] = None
+            found.append((cache[key], run_id))
+        with self._transaction() as con:
+            con.executemany("UPDATE runs SET identity = ? WHERE run_id = ?", found)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
