@@ -318,7 +318,7 @@ def _py2_batch_pickle(x: np.ndarray, y: np.ndarray, batch_label: bytes) -> bytes
     )  # fmt: skip
 
 
-def _write_python(root: Path, pixels, labels, *, py3: bool = False) -> None:
+def _write_python(root: Path, pixels, labels, *, py3: bool = False, protocol: int = 4) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for i, (name, x, y) in enumerate(zip(_batch_names("py"), pixels, labels, strict=True)):
         label = f"training batch {i + 1} of 5" if i < 5 else "testing batch 1 of 1"
@@ -329,7 +329,7 @@ def _write_python(root: Path, pixels, labels, *, py3: bool = False) -> None:
                 b"data": x,
                 b"filenames": [f"img_{j}.png".encode() for j in range(len(y))],
             }
-            data = pickle.dumps(batch, protocol=4)
+            data = pickle.dumps(batch, protocol=protocol)
         else:
             data = _py2_batch_pickle(x, y, label.encode())
         (root / name).write_bytes(data)
@@ -353,10 +353,12 @@ def cifar_dirs(tmp_path_factory) -> dict[str, Path]:
     _write_binary(base / "bin" / "cifar-10-batches-bin", pixels, labels)
     _write_python(base / "py2" / "cifar-10-batches-py", pixels, labels)
     _write_python(base / "py3" / "cifar-10-batches-py", pixels, labels, py3=True)
-    return {"bin": base / "bin", "py2": base / "py2", "py3": base / "py3"}
+    # Python 3 at protocol 2 writes bytes as _codecs.encode(text, "latin1").
+    _write_python(base / "py3p2" / "cifar-10-batches-py", pixels, labels, py3=True, protocol=2)
+    return {"bin": base / "bin", "py2": base / "py2", "py3": base / "py3", "py3p2": base / "py3p2"}
 
 
-@pytest.mark.parametrize("fmt", ["bin", "py2", "py3"])
+@pytest.mark.parametrize("fmt", ["bin", "py2", "py3", "py3p2"])
 @pytest.mark.parametrize("parent", [True, False])
 def test_cifar10_reads_official_formats(cifar_dirs, fmt: str, parent: bool) -> None:
     pixels, labels = _fake_cifar()
@@ -480,6 +482,15 @@ def test_cifar10_refuses_malicious_pickle(tmp_path: Path, payload: str) -> None:
         load_dataset("cifar10", data_dir=tmp_path, n_train=4, n_probe=1, n_test=1)
     assert "data_batch_2" in str(info.value) and "only numpy arrays" in str(info.value)
     assert not marker.exists()
+
+
+def test_cifar10_refuses_codecs_other_than_latin1(tmp_path: Path) -> None:
+    pixels, labels = _fake_cifar()
+    root = tmp_path / "cifar-10-batches-py"
+    _write_python(root, pixels, labels)
+    (root / "test_batch").write_bytes(b"c_codecs\nencode\n(Vx\nVrot13\ntR.")
+    with pytest.raises(pickle.UnpicklingError, match=r"'.*test_batch'.*encoding 'rot13'"):
+        load_dataset("cifar10", data_dir=tmp_path, n_train=4, n_probe=1, n_test=1)
 
 
 def test_cifar10_rejects_wrong_structure(tmp_path: Path) -> None:

@@ -1109,13 +1109,27 @@ class _ArrayRecords(_Records):
 # under 'data', lists of ints and str. Rebuilding the array needs numpy's reconstruction
 # function, numpy.ndarray and numpy.dtype and nothing else; a pickle that names any other
 # global is refused before anything runs. Re-pickled by Python 3 with numpy 2 (protocol 2-4),
-# the reconstruction function is spelled numpy._core.multiarray._reconstruct.
+# the reconstruction function is spelled numpy._core.multiarray._reconstruct; protocol 2 has no
+# bytes opcode, so Python 3 writes each bytes object as _codecs.encode(text, "latin1"), read
+# here by a function that does exactly that encoding and refuses any other codec.
 _RECONSTRUCT = np.empty(0).__reduce__()[0]  # the public route to numpy's _reconstruct
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(
+            f"it calls _codecs.encode with encoding {encoding!r}, and a CIFAR-10 python batch "
+            f"pickled by Python 3 with protocol 2 encodes bytes as 'latin1' only"
+        )
+    return text.encode("latin1")
+
+
 _PICKLE_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_bytes,
 }
 
 
@@ -1150,8 +1164,10 @@ def _read_cifar_pickle(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with open(path, "rb") as f:
         try:
             batch = _RestrictedUnpickler(f, path).load()
-        except pickle.UnpicklingError:
-            raise
+        except pickle.UnpicklingError as e:
+            if str(path) in str(e):
+                raise
+            raise pickle.UnpicklingError(f"refusing to unpickle '{path}': {e}") from None
         except Exception as e:  # truncated or garbled files raise all sorts of errors
             raise ValueError(
                 f"'{path}' is not a readable CIFAR-10 python batch: {type(e).__name__}: {e}"
