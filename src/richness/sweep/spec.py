@@ -51,13 +51,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelSpec(_Strict):
+class _Typed(_Strict):
+    """Strict types: YAML's `true` is no number and `"1"` no int (an int still passes as a
+    float: `lr: 1`); floats are finite, since a run's config is JSON, which has no inf or nan."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+
+MAX_DEPTH = 1000
+"""The deepest model a spec may ask for: every run's config lists its layers, and the loop
+visits each at every step (`model.depth: 1000000000000` would hang, not fail)."""
+
+
+class ModelSpec(_Typed):
     """The architecture; `width` comes from the sweep."""
 
     kind: Literal["mlp", "linear", "cnn", "resmlp", "transformer", "factory"] = "mlp"
     depth: int = Field(
         3,
         ge=1,
+        le=MAX_DEPTH,
         description="weight layers (mlp, ≥ 2), conv layers (cnn), blocks (resmlp, transformer)",
     )
     activation: Literal["linear", "relu", "tanh", "erf", "gelu"] = "relu"
@@ -104,6 +117,22 @@ class ModelSpec(_Strict):
         if self.kind == "transformer" and "activation" in self.model_fields_set:
             raise ValueError("model.activation does not apply to kind 'transformer' (GELU MLPs)")
         return self
+
+    def min_parameters(self, width: int) -> int | None:
+        """A lower bound on the parameter count at `width` (None for a factory: unknown).
+
+        Counts the width × width weights (n² each; a 3×3 conv 9n², a transformer block 12n²)
+        and two n-sized ones (input and output at fan 1): the data's sizes only add to it.
+        """
+        n, depth = width, self.depth
+        squares = {
+            "mlp": depth - 2,  # d_in → n → … → n → d_out
+            "linear": 1,  # fixed depth 3
+            "cnn": 9 * (depth - 1),  # 3×3 convs n → n after the first
+            "resmlp": 2 * depth,  # fc1, fc2 per block
+            "transformer": 12 * depth,  # q, k, v, o: 4n²; mlp n → 4n → n: 8n²
+        }.get(self.kind)
+        return None if squares is None else squares * n * n + 2 * n
 
     def layer_names(self) -> list[str]:
         """The hooked layers in order; position + 1 is the index ℓ of Parameterization.predict."""
@@ -303,19 +332,55 @@ class DataSpec:
         return handler.generate_schema(AnyDataSpec)
 
 
-class OptimizerSpec(_Strict):
+class OptimizerSpec(_Typed):
     kind: Literal["sgd", "adam", "adamw"] = "sgd"
-    lr: float = Field(..., gt=0, description="η0, the base learning rate")
+    lr: float = Field(
+        ...,
+        allow_inf_nan=True,  # inf and nan reach `_finite_positive`, whose message has the range
+        description="η0, the base learning rate: finite, > 0",
+    )
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
 
+    @field_validator("lr")
+    @classmethod
+    def _finite_positive(cls, lr: float) -> float:
+        if not 0 < lr < math.inf:
+            raise ValueError(f"η0 = {lr} must be a finite number > 0")
+        return lr
 
-class MeasureSpec(_Strict):
+    def states(self) -> int:
+        """Tensors the optimizer keeps per parameter: SGD's momentum buffer, Adam's two moments."""
+        if self.kind == "sgd":
+            return int(self.momentum > 0)
+        return 2
+
+
+class MeasureSpec(_Typed):
     steps: list[int] | None = Field(None, description="steps to measure at (0 = init)")
-    metrics: list[str] = Field(default_factory=lambda: ["default", "weights"])
+    metrics: list[str] = Field(
+        default_factory=lambda: ["default", "weights"],
+        description="metric names or groups (`richness.measure.meter.expand_metrics`)",
+    )
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: list[str]) -> list[str]:
+        from richness.measure.meter import expand_metrics  # torch: only once a spec names some
+
+        expand_metrics(metrics)
+        return metrics
 
 
-class SweepSpec(_Strict):
+def _physical_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+class SweepSpec(_Typed):
     """A sweep: every field states its unit and range (STYLE.md, nanoGPT habit 2)."""
 
     name: str = Field("sweep", min_length=1)
@@ -325,11 +390,20 @@ class SweepSpec(_Strict):
     richness: list[float] = Field(default_factory=list, description="r values in [0, 0.5]")
     presets: list[str] = Field(default_factory=list, description=f"any of {PRESETS}")
     gauges: list[str] = Field(default_factory=lambda: ["stp"], description=f"any of {GAUGES}")
-    gamma: float = Field(1.0, gt=0, description="prefactor γ of α = γ·n^r")
+    gamma: float = Field(
+        1.0,
+        ge=1e-6,
+        le=1e6,
+        description="prefactor γ of α = γ·n^r, in [1e-6, 1e6]: the tables hold γ^±2 as floats",
+    )
     base_width: int | Literal["absolute"] | None = Field(
         None, description="n0 (≥ 1); None: the smallest width; 'absolute': the tutorial's tables"
     )
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[int] = Field(
+        default_factory=lambda: [0],
+        min_length=1,
+        description="each in [0, 2**63 - 1] (torch.manual_seed's signed 64-bit range)",
+    )
     optimizer: OptimizerSpec
     steps: int = Field(5, ge=1, description="optimizer steps per run")
     batch_size: int | None = Field(None, ge=1, description="None: full batch")
@@ -349,6 +423,14 @@ class SweepSpec(_Strict):
         if bad:
             raise ValueError(f"widths must be integers ≥ 1, got {bad}")
         return sorted(set(widths))
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_in_range(cls, seeds: list[int]) -> list[int]:
+        bad = [s for s in seeds if not 0 <= s < 2**63]
+        if bad:
+            raise ValueError(f"seeds must be integers in [0, 2**63 - 1], got {bad}")
+        return seeds
 
     @field_validator("richness")
     @classmethod
@@ -387,7 +469,29 @@ class SweepSpec(_Strict):
             raise ValueError(
                 f"precision 'bf16' needs dtype 'float32' master weights, got {self.dtype!r}"
             )
+        self._fits_in_memory()
         return self
+
+    def _fits_in_memory(self) -> None:
+        """Refuses a sweep whose widest model cannot train in this machine's memory.
+
+        A lower bound: parameters (`ModelSpec.min_parameters`) × bytes per float × (weights +
+        gradients + optimizer states); activations, data and the Meter only add to it.
+        """
+        width = max(self.widths)
+        params = self.model.min_parameters(width)
+        memory = _physical_memory()
+        if params is None or memory is None:
+            return
+        floats = 2 + self.optimizer.states()
+        need = params * (8 if self.dtype == "float64" else 4) * floats
+        if need > memory:
+            raise ValueError(
+                f"widths: the largest, {width}, makes a {self.model.kind} of depth "
+                f"{self.model.depth} with ≥ {params:.3g} parameters, which need ≥ {need:.3g} "
+                f"bytes to train ({self.dtype}, {floats} floats per parameter), more than this "
+                f"machine's memory ({memory:.3g} bytes); use smaller widths or depth"
+            )
 
     def resolved_base_width(self) -> int | None:
         if self.base_width == "absolute":
