@@ -24,6 +24,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from richness.nn.multiplier import parameterization_of
 from richness.nn.parameterize import _clean_name, multipliers
 
 __all__ = ["optimizer"]
@@ -50,7 +51,8 @@ def optimizer(
     """A torch.optim SGD, Adam or AdamW with one param group per parameter.
 
     Args:
-      model: a model passed through `rn.parameterize`.
+      model: a model passed through `rn.parameterize` (or a module holding one: a DDP or
+        compiled wrapper); the table is read from its Multiplier modules.
       lr: η0, the base learning rate; group ℓ gets η0 · lr_factor_ℓ.
       kind: "sgd", "adam" or "adamw"; defaults to the table's optimizer. An Adam table with
         SGD (or the reverse) is refused: their LR exponents differ (THEORY.md §3).
@@ -67,8 +69,8 @@ def optimizer(
       The optimizer.
 
     Raises:
-      ValueError: the model is not parameterized; bad lr or weight_decay; unknown kind or rule;
-        a kind that does not match the table's optimizer.
+      ValueError: the model is not parameterized (or carries two tables); bad lr or
+        weight_decay; unknown kind or rule; a kind that does not match the table's optimizer.
 
     Example:
       >>> import richness as rn
@@ -78,9 +80,12 @@ def optimizer(
       >>> {g["layer"]: round(g["lr"] * g["weight_decay"], 12) for g in opt.param_groups}
       {'layers.0.weight': 0.0001, 'layers.1.weight': 0.0001, 'layers.2.weight': 0.0001}
     """
-    table = getattr(model, "_richness_table", None)
+    table = parameterization_of(model)
     if table is None:
-        raise ValueError("model has no richness parameterization: call rn.parameterize(model, p)")
+        raise ValueError(
+            "model has no richness parameterization (no Multiplier module carries a table): "
+            "call rn.parameterize(model, p) first"
+        )
     if not (isinstance(lr, int | float) and lr > 0):
         raise ValueError(f"lr={lr!r} must be a number > 0")
     if not (isinstance(weight_decay, int | float) and weight_decay >= 0):

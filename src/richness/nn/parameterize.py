@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from richness.nn.hf import scale_attention
+from richness.nn.hf import embedding_scale_ratio, scale_attention
 from richness.nn.multiplier import Multiplier
 from richness.nn.roles import infer_roles
 from richness.scaling import Parameterization
@@ -52,8 +52,11 @@ def parameterize(
                  1/√f), so a base-relative table at the base width leaves the model unchanged;
       "keep":    the effective weights g·W are left exactly as they are.
     Vectors keep their effective values (norm gains 1), except that "normal" zeroes biases.
-    Attention modules of registered types (Hugging Face GPT-2 and BERT; see `richness.nn.hf`)
-    get the table's attention logit scale, 1/d_head at r = 1/2 (THEORY.md §5).
+    Attention modules (Hugging Face transformers ≥ 5: a float `scaling` and a head size, or a
+    registered type; see `richness.nn.hf`) get the table's attention logit scale, 1/d_head at
+    r = 1/2 (THEORY.md §5); an attention-like module that can't be read is warned about.
+    The table travels in the Multiplier modules (`richness.nn.multiplier`): nothing is added
+    to `model`'s own attributes.
 
     Args:
       model: any torch module (Linear, Conv1d/2d/3d, Embedding, Hugging Face's Conv1D, types
@@ -70,6 +73,9 @@ def parameterize(
     Raises:
       ValueError: unknown init; the model is already parameterized; roles can't be inferred.
 
+    Warns:
+      UserWarning: an attention-like module whose logit scale can't be read (`richness.nn.hf`).
+
     Example:
       >>> import richness as rn
       >>> model = rn.models.MLP(d_in=8, width=32, d_out=1)
@@ -83,33 +89,28 @@ def parameterize(
             "model is already parameterized; build a fresh model to parameterize it again"
         )
     param_roles = infer_roles(model, base=base, roles=roles)
-    identity = {
-        "table": p.name,
-        "r": p.r,
-        "gamma": p.gamma,
-        "gauge": p.gauge,
-        "base_width": p.base_width,
-        "optimizer": p.optimizer,
-    }
     modules = dict(model.named_modules())
     for info in param_roles.values():
         if info.role is None:
             continue
         s = p.layer(info.role, width=info.width, fan_in=info.fan_in)  # type: ignore[arg-type]
         module = modules[info.module]
+        g = s.multiplier
+        if info.attr == "weight":  # Gemma's √d_model embedding scale (richness.nn.hf)
+            g *= embedding_scale_ratio(module, p)
         with torch.no_grad():
             effective = getattr(module, info.attr).detach().clone()
             parametrize.register_parametrization(
                 module,
                 info.attr,
                 Multiplier(
-                    s.multiplier,
+                    g,
                     s.lr,
                     info.role,
                     info.fan_in,
                     info.width,
                     effective.dtype,
-                    table=identity,
+                    parameterization=p,
                 ),
                 unsafe=False,
             )
@@ -121,10 +122,10 @@ def parameterize(
             if not info.matrix and init == "normal" and info.attr == "bias":
                 effective = torch.zeros_like(effective)
             if info.matrix and init == "rescale":
-                effective = effective * (s.multiplier * s.init_std * info.fan_in**0.5)
+                effective = effective * (g * s.init_std * info.fan_in**0.5)
             setattr(module, info.attr, effective)
-    scale_attention(model, p)
-    model._richness_table = p  # read by rn.optimizer and tables
+    width = next((info.width for info in param_roles.values() if info.role), None)
+    scale_attention(model, p, base, width=width)
     return model
 
 

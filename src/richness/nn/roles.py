@@ -13,11 +13,14 @@ The width n at which every table entry is evaluated is the model's, not the laye
 whose width dimension is k·n (a transformer MLP's n → 4n and 4n → n, GPT-2's fused q, k, v
 projection n → 3n, a conv net's later stages of 2n, 4n channels) is a layer of the width-n
 model, and evaluating its entry at k·n would put it at m = k at the base width (multiplier
-1/k, Adam ε/k² under μP) instead of the identity. n is the smallest width dimension of the
-model's weight matrices: with a base copy, the dimensions whose size differs from the base's;
-by role otherwise (an input or hidden weight's fan-out, an output weight's fan-in). Each layer
-keeps its real fan-in (1/√fan_in inits, per-fan-in LRs), so the k enters only there. Give a
-base-relative table's base_width in the same unit (the base model's smallest width dimension).
+1/k, Adam ε/k² under μP) instead of the identity. k need not be an integer nor ≥ 1: a SwiGLU
+MLP's n → ⌊8n/3⌋ → n, a grouped-query attention's key and value projections n → n·H_kv/H.
+n is the smallest width dimension of the model's input-role weight matrices (the embedding's
+size, the first layer's fan-out), or of all its weight matrices when none is input-role: with
+a base copy, the dimensions whose size differs from the base's; by role otherwise (an input or
+hidden weight's fan-out, an output weight's fan-in). Each layer keeps its real fan-in
+(1/√fan_in inits, per-fan-in LRs), so the k enters only there. Give a base-relative table's
+base_width in the same unit (the base model's d_model: its embedding or first layer's width).
 
 Three ways to read roles, in order of precedence: explicit `roles={name: role}`, comparison
 with a `base` copy of the model at another width (the dimensions that differ are the width
@@ -190,9 +193,9 @@ def infer_roles(
                 role = "fixed" if mod_name == last_module else "input"
             dims = (math.prod(shape) if shape else 1,)
         read.append((full, mod_name, attr, role, fan_in, dims, is_matrix))
-    widths = [
-        d for _, _, _, role, _, dims, matrix in read if matrix and role != "fixed" for d in dims
-    ]
+    scaled = [(role, dims) for _, _, _, role, _, dims, matrix in read if matrix and role != "fixed"]
+    widths = [d for role, dims in scaled if role == "input" for d in dims]
+    widths = widths or [d for _, dims in scaled for d in dims]
     nominal = min(widths) if widths else None
     return {
         full: ParamRole(

@@ -15,10 +15,9 @@ effective init std g·σ in the table, −(1/2 + r) on the richness scale: 1/√
 (NTP, and SP) and 1/d_head at r = 1/2 (μP). Reason: once q has moved along k, q·k ~ d^{1/2+r}
 (‖Δq‖ ~ d^r against ‖k‖ ~ d^{1/2}), and s·q·k must stay Θ(1). With a base width (base-relative
 tables) the scale is (d_head / d_head0)^e / √d_head0, so the base model keeps the standard
-1/√d_head0. The model reads the table lazily from `model._richness_table`, which
-`rn.parameterize` sets on the module it is given: parameterize the Transformer itself (a model
-that wraps one sets `transformer._richness_table = p`). Unparameterized, it is the standard
-model (1/√d_head).
+1/√d_head0. The model reads the table at every forward from its own Multiplier modules
+(`richness.nn.multiplier.parameterization_of`), so it also holds when a model that wraps it is
+the one parameterized. Unparameterized, it is the standard model (1/√d_head).
 
 Zero init (TP V, arXiv:2203.03466: μP practice for transformers zero-initializes the query
 and the readout). `zero_query=True`: every attention starts uniform over the causal window at
@@ -48,9 +47,10 @@ import math
 import torch
 from torch import nn
 
+from richness.nn.multiplier import parameterization_of
 from richness.scaling import Parameterization
 
-__all__ = ["Transformer", "attention_scale", "tied_readout_multiplier"]
+__all__ = ["Transformer", "attention_scale", "attention_scale_ratio", "tied_readout_multiplier"]
 
 
 def _positive_int(field: str, value: object) -> int:
@@ -85,6 +85,30 @@ def attention_scale(p: Parameterization | None, d_head: int, base_d_head: float 
         return d_head**-0.5
     d0 = 1.0 if base_d_head is None else float(base_d_head)
     return (d_head / d0) ** _logit_exponent(p) / math.sqrt(d0)
+
+
+def attention_scale_ratio(
+    p: Parameterization | None, d_head: int, base_d_head: float | None
+) -> float:
+    """`attention_scale` relative to the standard 1/√d_head: (d_head / d_head0)^(e + 1/2).
+
+    Implements: THEORY.md §5, as `attention_scale`; e + 1/2 = −r on the richness scale, so the
+    ratio is (d_head / d_head0)^−r: 1 under SP and NTP, √(d_head0 / d_head) under μP, and
+    exactly 1 at the base (d_head = d_head0), so a module's own scale is kept bit for bit
+    there. Hugging Face attention modules get s_own · ratio (`richness.nn.hf`).
+
+    Args:
+      p: the table, or None (ratio 1).
+      d_head: the head size of this model.
+      base_d_head: the head size of the base model (None: absolute tables, d_head0 = 1).
+
+    Returns:
+      The factor of the module's own logit scale.
+    """
+    if p is None:
+        return 1.0
+    d0 = 1.0 if base_d_head is None else float(base_d_head)
+    return (d_head / d0) ** (_logit_exponent(p) + 0.5)
 
 
 def tied_readout_multiplier(p: Parameterization | None, width: int) -> float:
@@ -224,7 +248,7 @@ class Transformer(nn.Module):
                 nn.init.zeros_(param)
 
     def _table(self) -> Parameterization | None:
-        return getattr(self, "_richness_table", None)
+        return parameterization_of(self)
 
     @property
     def logit_scale(self) -> float:
