@@ -37,6 +37,8 @@ def _table_for(
     optimizer: str,
     base_width: float | None,
 ) -> Parameterization:
+    if (r is None) == (preset_name is None):
+        _fail("give exactly one of --r or --preset")
     try:
         return table(r, preset_name, gauge, gamma, optimizer, base_width)  # type: ignore[arg-type]
     except ValueError as err:
@@ -115,6 +117,16 @@ def explain(
         _fail(str(err))
 
 
+def _store_or_fail(path: Path | str):
+    """The existing store at `path` (`Store.open_existing`), or a one-line error naming it."""
+    from richness.sweep import Store
+
+    try:
+        return Store.open_existing(path)
+    except ValueError as err:
+        _fail(str(err))
+
+
 def _spec_or_fail(path: Path):
     from richness.sweep import SpecError, load_spec
 
@@ -161,11 +173,16 @@ def sweep(
         ensemble=ensemble,
         progress=not quiet,
     )
+    # the last line: a failed run is a failure of the command (a diverged one is a result)
     console.print(
-        f"{parsed.name}: {counts['total']} runs, {counts['skipped']} already finished, "
-        f"{counts['done']} done, {counts['diverged']} diverged, {counts['failed']} failed "
-        f"→ {db}"
+        f"{parsed.name}: {counts['total']} runs: {counts['done']} done, "
+        f"{counts['diverged']} diverged, {counts['failed']} failed, {counts['skipped']} "
+        f"skipped (already finished); trained {counts['ensemble']} in vectorized ensembles, "
+        f"{counts['alone']} alone → {db}",
+        soft_wrap=True,  # one line, however narrow the terminal: scripts read the counts
     )
+    if counts["failed"]:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -176,9 +193,7 @@ def report(
     """Write OUT/index.html, OUT/summary.json and the figures for the runs in DB."""
     from richness.analysis.report import write_report
 
-    if not db.exists():
-        _fail(f"store {db} does not exist (run `richness sweep SPEC --db {db}` first)")
-    index = write_report(db, out)
+    index = write_report(_store_or_fail(db), out)
     console.print(f"report: {index}")
 
 
@@ -212,11 +227,16 @@ def transfer(
     if n_boot < 0:
         _fail(f"--n-boot={n_boot} must be ≥ 0")
     counts = run_transfer(parsed, db, workers=workers, threads=threads, progress=not quiet)
+    # the last line: a failed run is a failure of the command (a diverged one is a result)
     console.print(
-        f"{parsed.name}: {counts['total']} runs, {counts['skipped']} already finished, "
-        f"{counts['done']} done, {counts['diverged']} diverged, {counts['failed']} failed "
-        f"→ {db}"
+        f"{parsed.name}: {counts['total']} runs: {counts['done']} done, "
+        f"{counts['diverged']} diverged, {counts['failed']} failed, {counts['skipped']} "
+        f"skipped (already finished); trained {counts['ensemble']} in vectorized ensembles, "
+        f"{counts['alone']} alone → {db}",
+        soft_wrap=True,  # one line, however narrow the terminal: scripts read the counts
     )
+    if counts["failed"]:
+        raise typer.Exit(1)
     store = Store(db)
     ids = [config_hash(c) for c in expand_transfer(parsed)]
     runs = store.runs()
@@ -373,10 +393,10 @@ def meter(
     from richness.analysis.richness_meter import estimate_store
 
     try:
-        if Path(source).exists():
-            estimates = estimate_store(Path(source), step=step)
+        if ":" not in source or Path(source).exists():
+            estimates = estimate_store(_store_or_fail(source), step=step)
             what = source
-        elif ":" in source:
+        else:
             from richness.coordcheck import coord_check, load_factory
 
             p = None
@@ -390,8 +410,6 @@ def meter(
             )
             estimates = estimate_store((runs, metrics), step=steps)
             what = f"{source} ({'as given' if p is None else p.name}, SGD lr {lr:g})"
-        else:
-            raise ValueError(f"source={source!r} is neither an existing store nor 'module:fn'")
     except (ValueError, FileNotFoundError) as err:
         _fail(str(err))
     if not estimates:

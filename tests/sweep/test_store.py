@@ -419,3 +419,25 @@ def test_a_store_written_before_identities_gains_them_on_open(tmp_path):
     runs = Store(path).runs()
     assert runs.loc[0, "identity"] == run(config).identity
     assert runs.loc[0, "path"] is None
+
+
+def test_open_existing_refuses_what_is_not_a_store_naming_the_file(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n" * 50)
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE t (x)")
+    cases = {
+        notes: "is not an SQLite file",
+        tmp_path / "missing.sqlite": "does not exist",
+        tmp_path: "is a directory",
+        other: "without a runs table",
+    }
+    for path, reason in cases.items():
+        with pytest.raises(ValueError, match=reason) as err:
+            Store.open_existing(path)
+        assert str(path) in str(err.value)
+    assert not (tmp_path / "missing.sqlite").exists()
+    assert notes.read_text() == "not a database\n" * 50  # opened read-only
+    Store(tmp_path / "real.sqlite")
+    assert Store.open_existing(tmp_path / "real.sqlite").runs().empty

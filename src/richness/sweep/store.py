@@ -284,6 +284,39 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
 
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike[str], *, timeout: float = 60.0) -> Store:
+        """Returns the store already at `path`, for reading; never creates one.
+
+        ``Store(path)`` makes a missing file a new empty store, which a reader (report, meter)
+        must not: it would report on nothing. The file is read-only until it is known to be one.
+
+        Raises:
+            ValueError: `path` is missing, a directory, not SQLite, or SQLite without a
+                ``runs`` table (the message names the file).
+        """
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise ValueError(f"store {path} does not exist (write it with `richness sweep`)")
+        if not path.is_file():
+            raise ValueError(f"store {path} is a directory, not a store file (runs.sqlite)")
+        try:
+            con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+            try:
+                found = con.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'"
+                ).fetchone()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as err:  # "file is not a database"
+            raise ValueError(f"store {path} is not an SQLite file ({err})") from None
+        if found is None:
+            raise ValueError(
+                f"store {path} is an SQLite file without a runs table (not written by "
+                "`richness sweep`)"
+            )
+        return cls(path, timeout=timeout)
+
     # ---------------------------------------------------------------------------- writing
 
     def add_pending(
