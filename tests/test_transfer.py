@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from richness.analysis.agreement import asymptotic_widths
 from richness.analysis.transfer import (
-    asymptotic_widths,
     drift_slope,
     final_losses,
     optimal_log2_lr,
@@ -90,9 +90,9 @@ def test_expansion_is_grid_by_widths_by_points_by_seeds():
     assert [s.optimizer.lr for s in sweeps] == [0.25, 0.5, 1.0]
     configs = expand_transfer(spec)
     assert len(configs) == 3 * 2 * 2 * 2
-    assert {c["train"]["lr"] for c in configs} == {0.25, 0.5, 1.0}
-    assert all(c["measure"] == {"steps": [3, 4], "metrics": []} for c in configs)
-    assert all(c["base_width"] == 8 for c in configs)  # default: the smallest width
+    assert {c.train.lr for c in configs} == {0.25, 0.5, 1.0}
+    assert all(c.measure.steps == (3, 4) and c.measure.metrics == () for c in configs)
+    assert all(c.base_width == 8 for c in configs)  # default: the smallest width
 
 
 def test_builtin_transfer_specs_are_valid():
@@ -262,7 +262,7 @@ def test_cli_transfer_writes_json_and_png_and_resumes(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, [*args, "--quiet", "--n-boot", "50"])
     assert result.exit_code == 0, result.output
-    assert "24 runs, 0 already finished" in result.output
+    assert "24 runs: 22 done, 2 diverged, 0 failed, 0 skipped" in result.output
     summary = json.loads((out / "transfer.json").read_text())
     assert (out / "transfer_tiny.png").stat().st_size > 10_000
     assert summary["name"] == "tiny" and summary["grid"] == [-2.0, -1.0, 0.0]
@@ -271,7 +271,7 @@ def test_cli_transfer_writes_json_and_png_and_resumes(tmp_path):
     assert summary["spec"]["log2_lr"] == {"low": -2.0, "high": 0.0, "step": 1.0}
     again = runner.invoke(app, [*args, "--quiet", "--n-boot", "50"])
     assert again.exit_code == 0, again.output
-    assert "24 runs, 24 already finished, 0 done" in again.output
+    assert "24 runs: 0 done, 0 diverged, 0 failed, 24 skipped" in again.output
 
 
 def test_cli_transfer_bad_inputs_exit_nonzero_with_a_reason(tmp_path):

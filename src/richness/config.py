@@ -127,8 +127,13 @@ class RunConfig(BaseModel):
         return f"n={self.width} {point} seed={self.seed}"
 
     @classmethod
-    def parse(cls, config: RunConfig | dict[str, Any]) -> RunConfig:
+    def parse(cls, config: RunConfig | dict[str, Any], *, check_files: bool = True) -> RunConfig:
         """A RunConfig from itself or from its JSON form, including a pre-typed store's dict.
+
+        Args:
+          config: the config or its JSON form.
+          check_files: check that the data's files exist (False: a reader of stored runs that
+            need not load the data, on another machine).
 
         Raises:
           SpecError: a field is missing or out of range (the message names it).
@@ -137,7 +142,7 @@ class RunConfig(BaseModel):
             return config
         fields = {k: v for k, v in config.items() if k not in LEGACY_KEYS}
         try:
-            return cls.model_validate(fields)
+            return cls.model_validate(fields, context={"check_files": check_files})
         except ValidationError as err:
             problems = "; ".join(
                 f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in err.errors()

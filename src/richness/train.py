@@ -44,7 +44,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from richness.config import RunConfig
-from richness.data import Dataset, load_dataset
+from richness.data import Dataset, check_vocabulary, load_dataset
 from richness.measure._common import jvp
 from richness.measure.meter import (
     SINGLE_MODEL_METRICS,
@@ -141,9 +141,16 @@ def build_parameterized(config: RunConfig, data: Dataset) -> nn.Module:
     """The run's model at its width, parameterized by its table, initialized from its seed.
 
     Roles are read against the same model at half the width (`parameterize(base=...)`).
+
+    Raises:
+      ValueError: token data with ids beyond the model's first embedding (`check_vocabulary`).
     """
     torch.manual_seed(config.seed)
     model = build_model(config.model, config.width, data)
+    if not data.x_train.is_floating_point():  # token ids: each must have an embedding row
+        tokens = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+        if tokens is not None:
+            check_vocabulary(data, tokens.num_embeddings)
     model = model.to(device=config.device, dtype=getattr(torch, config.dtype))
     base = build_model(config.model, max(1, config.width // 2) if config.width > 1 else 2, data)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)

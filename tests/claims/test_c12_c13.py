@@ -14,7 +14,7 @@ from richness.claims import ClaimResult, Context
 from richness.claims import c12_kernel_limit as c12
 from richness.claims import c13_practical as c13
 from richness.measure import kernel_regression
-from richness.sweep import parse_spec
+from richness.sweep import SpecError, parse_spec
 
 # ------------------------------------------------------------------------------------- C12
 
@@ -112,11 +112,18 @@ def test_c13_spec_is_valid_and_reads_cifar_when_given(tmp_path) -> None:
     assert spec["presets"] == ["ntp", "ntp-lr", "mup", "mup-lr", "mf"]
     assert spec["base_width"] == "absolute" and spec["data"]["kind"] == "digits"
     assert families == c13.FAMILIES
+    missing = str(tmp_path / "no-cifar")
+    spec, _ = c13.spec_for(Context(tmp_path, scale="quick", data_dir=missing, substitute="ntp"))
+    with pytest.raises(SpecError, match="data_dir"):  # refused before any run is stored
+        parse_spec(spec)
+    cifar = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cifar10-subset"
+    if not cifar.is_dir():
+        pytest.skip(f"no CIFAR-10 copy at {cifar} (the shared data directory is absent)")
     spec, families = c13.spec_for(
-        Context(tmp_path, scale="quick", data_dir="/data/cifar", substitute="ntp")
+        Context(tmp_path, scale="quick", data_dir=str(cifar), substitute="ntp")
     )
     parse_spec(spec)
-    assert spec["data"]["kind"] == "cifar10" and spec["data"]["data_dir"] == "/data/cifar"
+    assert spec["data"]["kind"] == "cifar10" and spec["data"]["data_dir"] == str(cifar)
     assert spec["presets"] == ["ntp", "ntp-lr"] and families["rich"] == ["ntp"]
 
 

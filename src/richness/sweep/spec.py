@@ -134,22 +134,6 @@ class ModelSpec(_Typed):
         }.get(self.kind)
         return None if squares is None else squares * n * n + 2 * n
 
-    def layer_names(self) -> list[str]:
-        """The hooked layers in order; position + 1 is the index ℓ of Parameterization.predict."""
-        if self.kind in ("mlp", "linear"):
-            depth = 3 if self.kind == "linear" else self.depth
-            return [f"layers.{i}" for i in range(depth)]
-        if self.kind == "cnn":
-            return [f"convs.{i}" for i in range(self.depth)] + ["readout"]
-        if self.kind == "resmlp":
-            fcs = [f"blocks.{i}.{fc}" for i in range(self.depth) for fc in ("fc1", "fc2")]
-            return ["stem", *fcs, "readout"]
-        if self.kind == "transformer":
-            per_block = ("attn.q", "attn.k", "attn.v", "attn.o", "mlp.fc", "mlp.proj")
-            blocks = [f"blocks.{i}.{layer}" for i in range(self.depth) for layer in per_block]
-            readout = [] if self.tie_embeddings else ["readout"]
-            return ["tok_emb", "pos_emb", *blocks, *readout]
-        return _factory_layers(self.factory or "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,20 +481,6 @@ class SweepSpec(_Typed):
         if self.base_width == "absolute":
             return None
         return self.base_width if self.base_width is not None else min(self.widths)
-
-
-def _factory_layers(factory: str) -> list[str]:
-    """The Meter's layers (`measured_layers`) of a user factory's model, built at width 8."""
-    import importlib
-
-    from richness.measure.meter import measured_layers
-
-    module_name, _, fn_name = factory.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), fn_name)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"model.factory={factory!r} can't be imported: {err}") from None
-    return measured_layers(fn(8))
 
 
 def _format_errors(err: ValidationError) -> str:

@@ -204,14 +204,14 @@ def run_transfer(
     """Runs every unfinished run of the transfer sweep into the store at `db`, grid point by point.
 
     Returns:
-      Counts summed over the grid: {"total", "skipped", "done", "diverged", "failed"}.
+      Counts summed over the grid (those of `run_sweep`).
     """
     from richness.sweep.runner import run_sweep  # imports torch
 
-    counts = {"total": 0, "skipped": 0, "done": 0, "diverged": 0, "failed": 0}
+    counts: dict[str, int] = {}
     for sweep in sweep_specs(spec):
         for key, value in run_sweep(
             sweep, db, workers=workers, threads=threads, progress=progress
         ).items():
-            counts[key] += value
+            counts[key] = counts.get(key, 0) + value
     return counts
