@@ -15,8 +15,9 @@ Methods:
   nt-<implementation>  neural_tangents.empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0,
                        implementation=...) under jax.jit, block_until_ready
 
-neural-tangents runs in its own environment (``bash /work/shared/peers/setup.sh /work/peers``
-builds /work/peers/nt/bin/python); pass ``--nt-python ''`` to skip those rows.
+neural-tangents runs in its own environment, PEERS/nt/bin/python (``benchmarks/_peers.py``:
+``--peers DIR``, $RICHNESS_PEERS or ../peers; ``bash ../shared/peers/setup.sh ../peers`` builds
+it); pass ``--nt-python ''`` to skip those rows.
 
 Usage:
     python benchmarks/bench_ntk.py --json docs/bench_ntk.json [--max-load 1.5]
@@ -37,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _peers import SETUP, peer_python
+
 N_INPUTS = 256
 N_OUT = 10
 B_STD = 1.0
@@ -47,7 +50,6 @@ MODELS: dict[str, dict] = {
 }
 TORCH_METHODS = ["naive", "richness-jacobian", "richness-ntk_vp", "richness-gram"]
 NT_METHODS = {"nt-jacobian": 1, "nt-ntk_vp": 2, "nt-structured": 3}
-DEFAULT_NT_PYTHON = "/work/peers/nt/bin/python"
 
 
 # ----------------------------------------------------------------------------- weights and inputs
@@ -312,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
     parser.add_argument("--methods", default="", help="comma-separated subset (default: all)")
-    parser.add_argument("--nt-python", default=DEFAULT_NT_PYTHON, help="'' to skip nt rows")
+    parser.add_argument("--peers", help="the peers' environments (default: see _peers.py)")
+    parser.add_argument("--nt-python", help="neural-tangents' interpreter (PEERS/nt); '' skips")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per case")
     parser.add_argument("--budget", type=float, default=20.0, help="timed seconds per case")
     parser.add_argument(
@@ -333,9 +336,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     nt_python = args.nt_python
+    if nt_python is None:
+        nt_python = str(peer_python("nt", args.peers))
     nt_note = ""
     if nt_python and not Path(nt_python).exists():
-        nt_note = f"{nt_python} not found: run bash /work/shared/peers/setup.sh /work/peers"
+        nt_note = f"{nt_python} not found: run {SETUP}"
         nt_python = ""
     methods = TORCH_METHODS + (list(NT_METHODS) if nt_python else [])
     if args.methods:

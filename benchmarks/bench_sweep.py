@@ -17,8 +17,9 @@ workers' own start-up)
   mup            microsoft/mup's `get_coord_data` (cuda=False, MuReadout, set_base_shapes at
                  base width 128, lossfn="mse", nsteps=20, nseeds=4, one fixed batch of 256):
                  its coordinate check records every module's output each step. It runs in its
-                 own environment (`bash /work/shared/peers/setup.sh /work/peers` builds
-                 /work/peers/mup/bin/python); `--mup-python ''` skips it.
+                 own environment, PEERS/mup/bin/python (`benchmarks/_peers.py`: `--peers DIR`,
+                 $RICHNESS_PEERS or ../peers; `bash ../shared/peers/setup.sh ../peers` builds
+                 it); `--mup-python ''` skips it.
 
 Reported per width and in total: seconds per member trained, peak memory, achieved GFLOP/s
 (training FLOPs only, 6 · batch · parameters per step; measurements are not counted) and its
@@ -45,6 +46,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _peers import SETUP, peer_python
+
 WIDTHS = (128, 256, 512, 1024, 2048)
 SEEDS = 4
 STEPS = 20
@@ -54,7 +57,6 @@ BASE_WIDTH = 128
 D_IN, D_OUT = 64, 10
 LR = 0.05
 N_TRAIN, N_PROBE = 1024, 64
-DEFAULT_MUP_PYTHON = "/work/peers/mup/bin/python"
 RUNNERS = ("richness-fp32", "richness-bf16", "plain", "mup")
 
 
@@ -293,7 +295,8 @@ def wait_for_quiet(max_load: float | None, max_wait: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--mup-python", default=DEFAULT_MUP_PYTHON, help="'' to skip mup rows")
+    parser.add_argument("--peers", help="the peers' environments (default: see _peers.py)")
+    parser.add_argument("--mup-python", help="mup's interpreter (default: PEERS/mup); '' skips")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--max-load", type=float, help="wait until the load average is below")
     parser.add_argument("--max-wait", type=float, default=300.0, help="seconds, for --max-load")
@@ -308,8 +311,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     mup_python = args.mup_python
+    if mup_python is None:
+        mup_python = str(peer_python("mup", args.peers))
     if mup_python and not Path(mup_python).exists():
-        print(f"{mup_python} not found (bash /work/shared/peers/setup.sh /work/peers): no mup rows")
+        print(f"{mup_python} not found ({SETUP}): no mup rows")
         mup_python = ""
     load = wait_for_quiet(args.max_load, args.max_wait)
     peaks = matmul_peaks()

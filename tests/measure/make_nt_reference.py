@@ -1,7 +1,7 @@
 """Writes nt_reference.json: infinite-width kernels from neural-tangents, for test_infinite.py.
 
-Run with the peer environment (bash /work/shared/peers/setup.sh /work/peers):
-    /work/peers/nt/bin/python tests/measure/make_nt_reference.py
+Run with the peer environment (from the repository root, bash ../shared/peers/setup.sh ../peers):
+    ../peers/nt/bin/python tests/measure/make_nt_reference.py
 """
 
 import json
