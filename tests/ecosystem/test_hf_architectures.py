@@ -204,8 +204,10 @@ def test_at_the_base_width_the_model_is_unchanged_in_float64(name):
     model = arch.build(64).double()
     model.load_state_dict(plain.state_dict())
     before = [m.scaling for m in _attention(plain)]
+    attributes = {name: set(vars(m)) for name, m in model.named_modules()}
     p = rn.preset("mup", optimizer="adam", base_width=64)
     rn.parameterize(model, p, base=arch.build(32), init="keep")
+    assert {name: set(vars(model.get_submodule(name))) for name in attributes} == attributes
     assert [m.scaling for m in _attention(model)] == before
     rows = [row for row in rn.nn.table_of(model) if row["role"] is not None]
     assert {(row["width"], row["multiplier"], row["lr_factor"]) for row in rows} == {(64, 1.0, 1.0)}

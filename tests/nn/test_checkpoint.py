@@ -59,3 +59,12 @@ def test_extra_state_is_plain_data():
     for value in extra.values():
         assert value["role"] in ("input", "hidden", "output")
         assert value["gauge"] == "mup" and value["r"] == 0.5 and value["base_width"] == 16
+
+
+def test_a_loaded_model_builds_its_optimizer_from_the_multipliers():
+    p = rn.richness(0.25, "mup", base_width=16)
+    a = _model(p)
+    b = _model(p, seed=1)
+    b.load_state_dict(a.state_dict())
+    groups = [(g["layer"], g["lr"]) for g in rn.optimizer(b, lr=0.1).param_groups]
+    assert groups == [(g["layer"], g["lr"]) for g in rn.optimizer(a, lr=0.1).param_groups]

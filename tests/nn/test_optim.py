@@ -42,8 +42,19 @@ def test_sgd_momentum_steps():
 
 
 def test_refuses_unparameterized_model():
-    with pytest.raises(ValueError, match="rn.parameterize"):
+    with pytest.raises(ValueError, match=r"call rn.parameterize\(model, p\) first"):
         rn.optimizer(rn.models.MLP(4, 8, 1), lr=0.1)
+
+
+def test_finds_the_table_through_wrappers_and_copies():
+    """The table is read from the Multiplier modules, so any module holding them works."""
+    import copy
+
+    model = rn.parameterize(rn.models.MLP(4, 32, 1), rn.richness(0.5, base_width=16))
+    wrapped = torch.nn.Sequential(model)
+    want = [g["lr"] for g in rn.optimizer(model, lr=0.1).param_groups]
+    assert [g["lr"] for g in rn.optimizer(wrapped, lr=0.1).param_groups] == want
+    assert [g["lr"] for g in rn.optimizer(copy.deepcopy(model), lr=0.1).param_groups] == want
 
 
 def test_refuses_adam_with_an_sgd_table():

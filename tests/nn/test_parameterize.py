@@ -104,3 +104,40 @@ def test_multiplier_is_a_buffer_module():
     assert set(dict(m.named_buffers())) == {"multiplier", "lr_factor"}
     x = torch.randn(3)
     assert torch.allclose(m.right_inverse(m(x)), x)
+
+
+def _attributes(model):
+    """{module name: the names in its __dict__}, torch's own bookkeeping dicts included."""
+    return {name: set(vars(module)) for name, module in model.named_modules()}
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "transformer"])
+def test_parameterize_adds_no_attribute_to_the_model(arch):
+    """The table travels in the Multiplier modules (issue 12): the user's modules get torch's
+    parametrizations (in `_modules`) and nothing else."""
+    from richness.nn.transformer import Transformer
+
+    if arch == "transformer":
+        model, base = Transformer(12, 64, seq_len=4), Transformer(12, 32, seq_len=4)
+    else:
+        model, base = _reference_models(64)[arch][0], _reference_models(32)[arch][0]
+    before = _attributes(model)
+    rn.parameterize(model, rn.preset("mup", base_width=32), base=base)
+    after = {name: set(vars(model.get_submodule(name))) for name in before}
+    assert after == before
+    new = set(dict(model.named_modules())) - set(before)
+    assert new and all(".parametrizations" in name for name in new)
+
+
+def test_the_table_is_read_from_the_multipliers():
+    from richness.nn.multiplier import parameterization_of
+
+    p = rn.richness(0.25, "mup", base_width=16)
+    model = rn.models.MLP(8, 32, 2)
+    assert parameterization_of(model) is None
+    rn.parameterize(model, p)
+    assert parameterization_of(model) is p
+    assert parameterization_of(nn.Sequential(model)) is p  # a wrapper finds it too
+    mixed = nn.Sequential(model, rn.parameterize(rn.models.MLP(2, 32, 2), rn.preset("sp")))
+    with pytest.raises(ValueError, match="different tables"):
+        parameterization_of(mixed)

@@ -117,3 +117,30 @@ def test_unsupported_module_with_matrix_parameter():
 def test_base_with_other_parameters():
     with pytest.raises(ValueError, match="base has different parameters"):
         infer_roles(rn.models.MLP(4, 8, 1, depth=3), base=rn.models.MLP(4, 8, 1, depth=4))
+
+
+def test_the_model_width_is_the_input_layers_for_grouped_query_and_swiglu_sizes():
+    """k/v projections of n·H_kv/H rows and a gated MLP of ⌊8n/3⌋ are evaluated at n, the
+    embedding's width, with their own fan-in: not at the smallest width dimension (n/4)."""
+
+    class Block(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.embed = nn.Embedding(50, n)
+            self.proj_q = nn.Linear(n, n)
+            self.proj_k = nn.Linear(n, n // 4)  # one key head of four
+            self.up = nn.Linear(n, 8 * n // 3)
+            self.down = nn.Linear(8 * n // 3, n)
+            self.norm = nn.LayerNorm(n)
+            self.head = nn.Linear(n, 50, bias=False)
+
+    roles = _roles(Block(96), base=Block(48))
+    assert roles["embed.weight"] == ("input", 1, 96)
+    assert roles["proj_k.weight"] == ("hidden", 96, 96)
+    assert roles["proj_k.bias"] == ("input", 1, 96)
+    assert roles["up.weight"] == ("hidden", 96, 96)
+    assert roles["down.weight"] == ("hidden", 256, 96)
+    assert roles["norm.weight"] == ("input", 1, 96)
+    assert roles["head.weight"] == ("output", 96, 96)
+    table = rn.parameterize(Block(48), rn.preset("mup", base_width=48), base=Block(96))
+    assert {(row["multiplier"], row["lr_factor"]) for row in rn.nn.table_of(table)} == {(1.0, 1.0)}

@@ -129,6 +129,26 @@ def test_logit_scale_across_the_scale():
     assert (fixed.n_heads, fixed.logit_scale) == (16, 0.25)
 
 
+def test_a_wrapped_transformer_reads_the_table_of_its_multipliers():
+    """Parameterizing a model that holds the Transformer sets its scale: no attribute to pass."""
+    p = rn.richness(0.5, base_width=16)
+    model = torch.nn.Sequential(_model(64))
+    rn.parameterize(model, p, base=torch.nn.Sequential(_model(32)))
+    assert model[0].logit_scale == pytest.approx((16 / 4) ** -1 / 2, rel=1e-12)
+    assert model[0].logit_scale == _parameterized(64, p).logit_scale
+
+
+def test_the_output_scaled_copy_of_the_vectorized_loop_keeps_the_scale():
+    from richness.nn.multiplier import output_scaled
+
+    p = rn.richness(0.5, base_width=16)
+    for tie in (False, True):
+        model = _parameterized(64, p, tie_embeddings=tie)
+        skeleton, _ = output_scaled(model)
+        assert skeleton.logit_scale == model.logit_scale != 16**-0.5
+        assert skeleton._table() == p
+
+
 def test_logit_scale_is_the_one_used():
     """The forward equals an explicit softmax(s·q kᵀ) attention with s = model.logit_scale."""
     torch.manual_seed(0)

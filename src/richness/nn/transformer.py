@@ -47,7 +47,7 @@ import math
 import torch
 from torch import nn
 
-from richness.nn.multiplier import parameterization_of
+from richness.nn.multiplier import Multiplier, parameterization_of
 from richness.scaling import Parameterization
 
 __all__ = ["Transformer", "attention_scale", "attention_scale_ratio", "tied_readout_multiplier"]
@@ -248,6 +248,12 @@ class Transformer(nn.Module):
                 nn.init.zeros_(param)
 
     def _table(self) -> Parameterization | None:
+        # the final LayerNorm's gain is parameterized whenever the model is (and keeps its
+        # Multiplier in `output_scaled` copies): one lookup per forward instead of a scan
+        chain = getattr(getattr(self.ln_f, "parametrizations", None), "weight", None)
+        for par in chain if chain is not None else ():
+            if isinstance(par, Multiplier) and par.parameterization is not None:
+                return par.parameterization
         return parameterization_of(self)
 
     @property
