@@ -192,3 +192,82 @@ def test_bf16_trains_close_to_float32_and_measures_in_float32():
     failed = run({**base, "precision": "fp8"})
     assert failed.status == "failed"
     assert "precision" in failed.error
+
+
+@pytest.mark.parametrize(
+    ("model", "data"),
+    [
+        ({"kind": "mlp", "depth": 3}, {}),
+        (
+            {"kind": "transformer", "depth": 1, "n_heads": 2},
+            {"kind": "chars", "n_train": 16, "n_test": 8, "n_probe": 8, "seq_len": 8},
+        ),
+    ],
+)
+@pytest.mark.parametrize("center", [True, False])
+def test_cross_entropy_ensembles_equal_members_alone(model, data, center):
+    configs = []
+    for r, seed in [(0.0, 0), (0.5, 1)]:
+        config = _config(r, seed, width=16, kind="adamw", lr=0.01)
+        config.update(model=model, loss="cross_entropy", center=center)
+        config["data"] = {**config["data"], **data}
+        configs.append(config)
+    together, alone = run_many(configs), [run(c) for c in configs]
+    _assert_same(together, alone)
+    losses = [v for _, _, q, v in alone[0].rows if q == "loss"]
+    assert losses[-1] < losses[0]  # cross-entropy, and it trains
+
+
+def test_cross_entropy_is_the_mean_negative_log_likelihood_per_position():
+    from richness.train import cross_entropy
+
+    torch = pytest.importorskip("torch")
+    logits = torch.randn(2, 5, 3 * 4, dtype=torch.float64)  # (M, N, T·C), T = 3, C = 4
+    classes = torch.randint(0, 4, (5, 3))
+    y = torch.nn.functional.one_hot(classes, 4).flatten(1).double()
+    expected = torch.stack(
+        [torch.nn.functional.cross_entropy(m.reshape(15, 4), classes.reshape(15)) for m in logits]
+    )
+    torch.testing.assert_close(cross_entropy(logits, 0.0, y, 4), expected, rtol=1e-12, atol=0)
+
+
+def test_cross_entropy_refuses_targets_that_are_not_one_hot_naming_the_shape():
+    config = _config()
+    config["loss"] = "cross_entropy"
+    config["data"] = {**config["data"], "center_targets": True}
+    outcome = run(config)
+    assert outcome.status == "failed"
+    assert "needs one-hot targets" in outcome.error and "(128, 10)" in outcome.error
+    from richness.sweep import SpecError
+
+    regression = {**_config(), "loss": "cross_entropy"}
+    regression["data"] = {"kind": "synthetic", "n_train": 16, "n_test": 8, "n_probe": 8}
+    with pytest.raises(SpecError, match="needs class or token targets"):
+        RunConfig.parse(regression)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine", "constant"])
+def test_lr_schedules_go_through_torch_and_ensembles_follow_them(kind):
+    from richness.train import build_optimizer, build_scheduler, setup
+
+    schedule = {"kind": kind, "warmup_steps": 2, "final_ratio": 0.1}
+    configs = [
+        _config(r, seed, kind="adamw", lr=0.01, schedule=schedule)
+        for r, seed in [(0.0, 0), (0.5, 1)]
+    ]
+    _assert_same(run_many(configs), [run(c) for c in configs])
+    config = RunConfig.parse(configs[1])
+    model, _ = setup(config)
+    opt = build_optimizer(config, model)
+    first = [g["lr"] for g in opt.param_groups]
+    scheduler = build_scheduler(config, opt)
+    seen = []
+    for _ in range(config.train.steps):
+        seen.append([g["lr"] / lr for g, lr in zip(opt.param_groups, first, strict=True)])
+        opt.step()
+        scheduler.step()
+    factors = [row[0] for row in seen]
+    assert all(row == pytest.approx([row[0]] * len(row)) for row in seen)  # per-layer ratios stay
+    assert factors[:2] == pytest.approx([0.5, 1.0])  # warmup (k + 1) / 2
+    end = {"linear": 0.1, "cosine": 0.1, "constant": 1.0}[kind]
+    assert factors[-1] == pytest.approx(end)

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from richness.scaling import Parameterization, table
-from richness.sweep.spec import DataSpec, ModelSpec, OptimizerSpec, SpecError
+from richness.sweep.spec import DataSpec, ModelSpec, OptimizerSpec, SpecError, check_loss
 
 __all__ = ["LEGACY_KEYS", "MEMBER_FIELDS", "RunConfig", "TrainConfig"]
 
@@ -79,6 +79,9 @@ class RunConfig(BaseModel):
         None, ge=1, strict=True, description="n0 of base-relative tables; None: absolute tables"
     )
     center: StrictBool = Field(True, description="train f − f0 (research/notes.md, centering)")
+    loss: Literal["mse", "cross_entropy"] = Field(
+        "mse", description="the training loss (`richness.train.LOSSES`)"
+    )
     train: TrainConfig
     measure: MeasureConfig
     dtype: Literal["float32", "float64"] = Field("float32", description="parameters and data")
@@ -93,6 +96,7 @@ class RunConfig(BaseModel):
     @model_validator(mode="after")
     def _one_table(self) -> RunConfig:
         self.parameterization()  # one of r and preset, r on the scale, known names: its checks
+        check_loss(self.loss, self.data.kind)
         if self.precision == "bf16" and self.dtype != "float32":
             raise ValueError(f"precision 'bf16' needs dtype 'float32', got {self.dtype!r}")
         bad = [s for s in self.measure.steps if not 0 <= s <= self.train.steps]

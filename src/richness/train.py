@@ -30,6 +30,7 @@ Loss (`mse`): ½·mean over the batch of ‖f − f0 − y‖² (sum over output
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import math
 import time
@@ -66,14 +67,18 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "build_parameterized",
+    "build_scheduler",
     "class_accuracy",
+    "cross_entropy",
     "flattens",
     "identity",
     "identity_of",
     "load_data",
+    "loss_function",
     "mse",
     "run",
     "run_many",
+    "schedule_factor",
     "setup",
     "train",
     "unbatchable",
@@ -164,6 +169,36 @@ def build_optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimize
     return optimizer(model, lr=t.lr, kind=t.kind, momentum=t.momentum, weight_decay=t.weight_decay)
 
 
+def schedule_factor(schedule, steps: int):
+    """η_k / η0 for the k-th optimizer step (k = 0 … steps − 1) of a `ScheduleSpec`: linear
+    warmup (k + 1)/W over W = warmup_steps, then constant, or a linear or cosine decay from 1
+    to final_ratio at the last step."""
+    warmup, final = schedule.warmup_steps, schedule.final_ratio
+
+    def factor(k: int) -> float:
+        if k < warmup:
+            return (k + 1) / warmup
+        progress = min(1.0, (k - warmup) / max(1, steps - warmup - 1))
+        if schedule.kind == "linear":
+            return 1 - (1 - final) * progress
+        if schedule.kind == "cosine":
+            return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+def build_scheduler(
+    config: RunConfig, opt: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LambdaLR | None:
+    """The run's learning-rate schedule as torch's LambdaLR (each group's lr = its own initial
+    lr · factor, so the table's per-layer factors stay); None without one."""
+    schedule = config.train.schedule
+    if schedule is None:
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(opt, schedule_factor(schedule, config.train.steps))
+
+
 def setup(config: RunConfig | dict[str, Any]) -> tuple[nn.Module, Dataset]:
     """The parameterized model and the data of a run config, initialized from its seed."""
     config = RunConfig.parse(config)
@@ -216,6 +251,48 @@ def mse(f: torch.Tensor, f0: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     In y's dtype (float32 when the forward ran in bf16).
     """
     return 0.5 * (f.to(y.dtype) - f0 - y).pow(2).sum(-1).mean(-1)
+
+
+def cross_entropy(
+    f: torch.Tensor, f0: torch.Tensor, y: torch.Tensor, n_classes: int
+) -> torch.Tensor:
+    """mean over examples i and positions t of −log softmax(f_it − f0_it)[c_it], c_it the class
+    of the one-hot row y_it; f, y are (..., N, positions·classes), leading dims kept.
+
+    Its gradient in the logits, softmax − y, is Θ(1) at initialization like MSE's residual
+    when f − f0 is small (centered, or r > 0 uncentered), so the one-step derivation of the
+    width exponents is unchanged (docs/losses.md).
+    """
+    logits = (f.to(y.dtype) - f0).unflatten(-1, (-1, n_classes))  # (..., N, T, C)
+    target = y.unflatten(-1, (-1, n_classes)).argmax(-1)  # (N, T)
+    logp = logits.log_softmax(-1)
+    picked = logp.gather(-1, target.expand(logp.shape[:-1]).unsqueeze(-1)).squeeze(-1)
+    return -picked.mean((-1, -2))
+
+
+LOSSES = ("mse", "cross_entropy")
+"""The training losses: `mse` (regression and one-hot targets) and `cross_entropy` (classes)."""
+
+
+def loss_function(loss: str, data: Dataset):
+    """The loss L(f, f0, y) of a run, checked against its targets before any training.
+
+    Raises:
+      ValueError: an unknown loss, or cross-entropy on targets that are not one-hot rows of
+        `data.n_classes` classes (the message gives the shape received).
+    """
+    if loss == "mse":
+        return mse
+    if loss != "cross_entropy":
+        raise ValueError(f"loss={loss!r} is not one of {LOSSES}")
+    c, y = data.n_classes, data.y_train
+    rows = y.reshape(len(y), -1, c) if c and y.shape[-1] % c == 0 else None
+    if rows is None or not bool(((rows == 0) | (rows == 1)).all() and (rows.sum(-1) == 1).all()):
+        raise ValueError(
+            f"loss 'cross_entropy' needs one-hot targets of n_classes={c} classes per position; "
+            f"got targets of shape {tuple(y.shape)} (centered or regression targets?)"
+        )
+    return functools.partial(cross_entropy, n_classes=c)
 
 
 def class_accuracy(prediction: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -284,7 +361,7 @@ def _train_members(
         values["loss"] = losses
         if len(x_test):
             prediction = backend.outputs(x_test) - f0_test
-            values["test_loss"] = mse(prediction, 0.0, y_test)
+            values["test_loss"] = backend.loss(prediction, 0.0, y_test)
             if data.n_classes:
                 values["test_acc"] = class_accuracy(prediction, y_test, data.n_classes)
         table = torch.stack([v.to(losses.dtype) for v in values.values()]).tolist()  # one sync
@@ -296,7 +373,7 @@ def _train_members(
 
     if 0 in wanted:
         with torch.no_grad():
-            record(0, mse(backend.outputs(x_train), f0_train, y_train))
+            record(0, backend.loss(backend.outputs(x_train), f0_train, y_train))
     n_train = len(x_train)
     for step in range(1, steps + 1):
         index = None
@@ -318,12 +395,18 @@ def _train_members(
 
 
 class _Alone:
-    """One torch module and its own torch optimizer (any optimizer): M = 1."""
+    """One torch module, its own torch optimizer (any) and scheduler (or None): M = 1."""
 
     members = 1
 
-    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, meter: Meter, precision: str):
-        self.model, self.opt, self.meter = model, opt, meter
+    def __init__(self, model: nn.Module, opt, scheduler, meter, loss, precision: str):
+        self.model, self.opt, self.scheduler, self.meter, self.loss = (
+            model,
+            opt,
+            scheduler,
+            meter,
+            loss,
+        )
         self.mixed = autocast(precision, next(model.parameters()).device)
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
@@ -336,9 +419,11 @@ class _Alone:
         self.opt.zero_grad(set_to_none=True)
         with self.mixed:
             f = self.model(x)
-        loss = mse(f.unsqueeze(0), f0, y)
+        loss = self.loss(f.unsqueeze(0), f0, y)
         loss.sum().backward()
         self.opt.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
         return loss.detach()
 
 
@@ -356,9 +441,12 @@ def train(
     seed: int = 0,
     flatten: bool = False,
     precision: str = "full",
+    loss: str = "mse",
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> RunOutcome:
-    """Trains `model` by `opt` on `mse` for `steps` steps, measuring with `meter` at
-    `measure_steps`: the loop's alone path, for any model and torch optimizer.
+    """Trains `model` by `opt` for `steps` steps, measuring with `meter` at `measure_steps`:
+    the loop's alone path, for any model, torch optimizer and scheduler (stepped after each
+    optimizer step). `loss` is "mse" or "cross_entropy" (`loss_function`).
 
     Returns:
       A RunOutcome with rows for every measured step (meter metrics, "loss", "test_loss",
@@ -367,8 +455,9 @@ def train(
     """
     if meter is None:
         meter = _NoMeter()
+    backend = _Alone(model, opt, scheduler, meter, loss_function(loss, data), precision)
     (outcome,) = _train_members(
-        _Alone(model, opt, meter, precision),
+        backend,
         data,
         steps=steps,
         measure_steps=measure_steps,
@@ -400,6 +489,8 @@ class _Stacked:
 
     def __init__(self, config: RunConfig, data: Dataset, models_: list[nn.Module], optimizers):
         self.members = len(models_)
+        self.loss = loss_function(config.loss, data)
+        self.schedulers = [s for s in (build_scheduler(config, o) for o in optimizers) if s]
         params, buffers = stack_module_state(models_)
         self.update = StackedUpdate(optimizers, models_, list(params))
         self.skeleton, self.renames = output_scaled(models_[0])
@@ -434,10 +525,10 @@ class _Stacked:
         return functional_call(self.skeleton, (params, buffers), (x,))
 
     def _loss(self, params, buffers, x, f0, y):
-        """One member's `mse` (float32 even when the forward runs in bf16)."""
+        """One member's loss (float32 even when the forward runs in bf16)."""
         with self.mixed:
             f = functional_call(self.skeleton, (params, buffers), (x,))
-        return mse(f, f0, y)
+        return self.loss(f, f0, y)
 
     def outputs(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -451,6 +542,12 @@ class _Stacked:
             f0 = torch.gather(f0, 1, index[..., None].expand(-1, -1, y.shape[-1]))
             grads, losses = self._grad_batch(state, self.buffers, x[index], f0, y[index])
         self.update(self.params, grads)
+        if self.schedulers:  # torch's schedulers set the members' group lrs; read them back
+            with warnings.catch_warnings():  # the members' optimizers hold lrs, never step
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler")
+                for scheduler in self.schedulers:
+                    scheduler.step()
+            self.update.refresh_lr()
         for key, low in self.shadow.items():
             low.copy_(self.params[key])
         self.last_grads = grads
@@ -563,6 +660,8 @@ def _run_alone(config: RunConfig) -> RunOutcome:
         seed=config.seed,
         flatten=flattens(config),
         precision=config.precision,
+        loss=config.loss,
+        scheduler=build_scheduler(config, opt),
     )
     outcome.identity = identity(model, meter.layers, config.parameterization())
     return outcome

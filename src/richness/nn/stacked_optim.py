@@ -43,6 +43,7 @@ class StackedUpdate:
             raise ValueError(f"{type(first).__name__} has no stacked update (only {names})")
         shared = ("momentum", "dampening", "nesterov", "betas", "decoupled_weight_decay")
         self.per_param: dict[str, dict[str, torch.Tensor]] = {}
+        self._groups: dict[str, list[dict[str, Any]]] = {}  # the members' groups, per tensor
         self.shared: dict[str, Any] = {}
         for name in names:
             groups = []
@@ -56,6 +57,7 @@ class StackedUpdate:
                 if len(values) > 1:
                     raise ValueError(f"members disagree on {key} of {name}: {values}")
                 self.shared.setdefault(key, values.pop())
+            self._groups[name] = groups
             like = dict(models[0].named_parameters())[name]
             shape = (len(groups),) + (1,) * like.dim()
             self.per_param[name] = {
@@ -73,7 +75,16 @@ class StackedUpdate:
     def rename(self, renames: dict[str, str]) -> None:
         """Follows the skeleton's parameter names."""
         self.per_param = {renames.get(k, k): v for k, v in self.per_param.items()}
+        self._groups = {renames.get(k, k): v for k, v in self._groups.items()}
         self.state = {renames.get(k, k): v for k, v in self.state.items()}
+
+    def refresh_lr(self) -> None:
+        """Re-reads every member's per-layer lr from its optimizer's groups: after a torch
+        scheduler (`torch.optim.lr_scheduler`) stepped the members' optimizers."""
+        for name, groups in self._groups.items():
+            lr = self.per_param[name]["lr"]
+            values = torch.tensor([float(g["lr"]) for g in groups], dtype=lr.dtype)
+            lr.copy_(values.reshape(lr.shape))
 
     @torch.no_grad()
     def __call__(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:

@@ -316,6 +316,16 @@ class DataSpec:
         return handler.generate_schema(AnyDataSpec)
 
 
+class ScheduleSpec(_Typed):
+    """η0's multiplier over the steps (torch's LambdaLR, so every layer's factor stays):
+    a linear warmup from 0 over `warmup_steps`, then constant, or a linear or cosine decay to
+    `final_ratio`·η0 at the last step."""
+
+    kind: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_steps: int = Field(0, ge=0, description="steps of linear warmup from 0 to η0")
+    final_ratio: float = Field(0.0, ge=0, le=1, description="η at the last step over η0")
+
+
 class OptimizerSpec(_Typed):
     kind: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = Field(
@@ -325,6 +335,7 @@ class OptimizerSpec(_Typed):
     )
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    schedule: ScheduleSpec | None = Field(None, description="None: η0 at every step")
 
     @field_validator("lr")
     @classmethod
@@ -364,6 +375,23 @@ def _physical_memory() -> int | None:
         return None
 
 
+CLASS_KINDS = ("digits", "cifar10", "chars", "text")
+"""Data kinds whose targets are one-hot rows (classes, or next tokens at every position)."""
+
+
+def check_loss(loss: str, data_kind: str) -> None:
+    """Cross-entropy needs class targets: a data kind of `CLASS_KINDS`.
+
+    Raises:
+      ValueError: loss 'cross_entropy' on regression data (synthetic teachers).
+    """
+    if loss == "cross_entropy" and data_kind not in CLASS_KINDS:
+        raise ValueError(
+            f"loss 'cross_entropy' needs class or token targets (data.kind in {CLASS_KINDS}), "
+            f"got data.kind={data_kind!r}: use loss 'mse'"
+        )
+
+
 class SweepSpec(_Typed):
     """A sweep: every field states its unit and range (STYLE.md, nanoGPT habit 2)."""
 
@@ -392,6 +420,9 @@ class SweepSpec(_Typed):
     steps: int = Field(5, ge=1, description="optimizer steps per run")
     batch_size: int | None = Field(None, ge=1, description="None: full batch")
     center: bool = Field(True, description="train f − f0 (research/notes.md)")
+    loss: Literal["mse", "cross_entropy"] = Field(
+        "mse", description="½‖f − y‖², or cross-entropy on classes / next tokens (per position)"
+    )
     measure: MeasureSpec = MeasureSpec()
     dtype: Literal["float32", "float64"] = "float32"
     precision: Literal["full", "bf16"] = Field(
@@ -453,6 +484,7 @@ class SweepSpec(_Typed):
             raise ValueError(
                 f"precision 'bf16' needs dtype 'float32' master weights, got {self.dtype!r}"
             )
+        check_loss(self.loss, self.data.kind)
         self._fits_in_memory()
         return self
 
@@ -559,6 +591,7 @@ def expand(spec: SweepSpec) -> list[RunConfig]:
             gamma=spec.gamma,
             base_width=spec.resolved_base_width(),
             center=spec.center,
+            loss=spec.loss,
             train=train,
             measure=measure,
             dtype=spec.dtype,
