@@ -1,6 +1,7 @@
 """The one loop: vectorized ensembles equal each member trained alone (float64, 1e-10)."""
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -271,3 +272,33 @@ def test_lr_schedules_go_through_torch_and_ensembles_follow_them(kind):
     assert factors[:2] == pytest.approx([0.5, 1.0])  # warmup (k + 1) / 2
     end = {"linear": 0.1, "cosine": 0.1, "constant": 1.0}[kind]
     assert factors[-1] == pytest.approx(end)
+
+
+WIKITEXT = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "wikitext-2"
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gpt2"])
+def test_hf_causal_lm_on_text_trains_the_same_alone_and_vectorized(architecture):
+    pytest.importorskip("transformers")
+    if not WIKITEXT.is_dir():
+        pytest.skip(f"no WikiText-2 copy at {WIKITEXT} (the shared data directory is absent)")
+    config = _config(None, 0, width=32, kind="adamw", lr=0.01, steps=3)
+    config.update(
+        model={"kind": "hf", "architecture": architecture, "depth": 1, "n_heads": 2},
+        preset="mup",
+        gauge=None,
+        base_width=16,
+        loss="cross_entropy",
+        data={
+            "kind": "text",
+            "path": str(WIKITEXT / "wiki.valid.txt"),
+            "test_path": str(WIKITEXT / "wiki.test.txt"),
+            "seq_len": 16,
+            "n_train": 32,
+            "n_test": 16,
+            "n_probe": 8,
+        },
+        measure={"steps": [0, 3], "metrics": ["default", "weights"]},
+    )
+    configs = [config, {**config, "seed": 1}]
+    _assert_same(run_many(configs), [run(c) for c in configs])

@@ -55,6 +55,7 @@ from richness.measure.meter import (
     measured_layers,
 )
 from richness.nn import models, optimizer, parameterize
+from richness.nn.hf_models import causal_lm
 from richness.nn.layers import layout_of
 from richness.nn.multiplier import Multiplier, output_scaled
 from richness.nn.stacked_optim import StackedUpdate
@@ -125,6 +126,18 @@ def build_model(spec, width: int, data: Dataset) -> nn.Module:
         n_heads = kw.pop("n_heads", None if "d_head" in kw else 4)
         seq_len = data.input_shape[0]
         return models.Transformer(data.n_classes, width, n_heads=n_heads, seq_len=seq_len, **kw)
+    if kind == "hf":  # a transformers causal LM on token data
+        if data.n_classes is None or data.x_train.is_floating_point():
+            raise ValueError(f"model.kind='hf' needs token data, got {data.name!r}")
+        heads = {"n_heads": spec.n_heads} if spec.d_head is None else {"d_head": spec.d_head}
+        return causal_lm(
+            spec.architecture,
+            width=width,
+            vocab_size=data.n_classes,
+            seq_len=data.input_shape[0],
+            depth=spec.depth,
+            **({"n_heads": 4} if spec.n_heads is None and spec.d_head is None else heads),
+        )
     module_name, _, fn_name = spec.factory.partition(":")  # kind "factory"
     return getattr(importlib.import_module(module_name), fn_name)(width)
 

@@ -66,7 +66,7 @@ visits each at every step (`model.depth: 1000000000000` would hang, not fail).""
 class ModelSpec(_Typed):
     """The architecture; `width` comes from the sweep."""
 
-    kind: Literal["mlp", "linear", "cnn", "resmlp", "transformer", "factory"] = "mlp"
+    kind: Literal["mlp", "linear", "cnn", "resmlp", "transformer", "hf", "factory"] = "mlp"
     depth: int = Field(
         3,
         ge=1,
@@ -91,6 +91,9 @@ class ModelSpec(_Typed):
     zero_readout: bool | None = Field(
         None, description="transformer: zero-initialized readout (TP V's μP practice)"
     )
+    architecture: str | None = Field(
+        None, description="hf: a transformers model_type (llama, mistral, qwen2, gpt2, ...)"
+    )
     factory: str | None = Field(None, description="'module:function', f(width) -> nn.Module")
     d_in: int | None = Field(None, ge=1, description="ignored: taken from the data")
     d_out: int | None = Field(None, ge=1, description="ignored: taken from the data")
@@ -101,21 +104,24 @@ class ModelSpec(_Typed):
             raise ValueError("model.factory must be 'module:function' when kind is 'factory'")
         if self.kind == "mlp" and self.depth < 2:
             raise ValueError(f"model.depth={self.depth} must be ≥ 2 for kind 'mlp'")
+        if self.kind == "hf" and not self.architecture:
+            raise ValueError("model.architecture (a transformers model_type) is needed for 'hf'")
         only = {
-            "branch_multiplier": "resmlp",
-            "n_heads": "transformer",
-            "d_head": "transformer",
-            "tie_embeddings": "transformer",
-            "zero_query": "transformer",
-            "zero_readout": "transformer",
+            "branch_multiplier": ("resmlp",),
+            "n_heads": ("transformer", "hf"),
+            "d_head": ("transformer", "hf"),
+            "tie_embeddings": ("transformer",),
+            "zero_query": ("transformer",),
+            "zero_readout": ("transformer",),
+            "architecture": ("hf",),
         }
-        for name, kind in only.items():
-            if getattr(self, name) is not None and self.kind != kind:
-                raise ValueError(f"model.{name} applies to kind {kind!r} only, not {self.kind!r}")
+        for name, kinds in only.items():
+            if getattr(self, name) is not None and self.kind not in kinds:
+                raise ValueError(f"model.{name} applies to kind {kinds} only, not {self.kind!r}")
         if self.n_heads is not None and self.d_head is not None:
             raise ValueError("give model.n_heads or model.d_head, not both")
-        if self.kind == "transformer" and "activation" in self.model_fields_set:
-            raise ValueError("model.activation does not apply to kind 'transformer' (GELU MLPs)")
+        if self.kind in ("transformer", "hf") and "activation" in self.model_fields_set:
+            raise ValueError(f"model.activation does not apply to kind {self.kind!r}")
         return self
 
     def min_parameters(self, width: int) -> int | None:
@@ -131,6 +137,7 @@ class ModelSpec(_Typed):
             "cnn": 9 * (depth - 1),  # 3×3 convs n → n after the first
             "resmlp": 2 * depth,  # fc1, fc2 per block
             "transformer": 12 * depth,  # q, k, v, o: 4n²; mlp n → 4n → n: 8n²
+            "hf": 12 * depth,  # the same blocks (a gated MLP's three 8n/3 matrices: 8n²)
         }.get(self.kind)
         return None if squares is None else squares * n * n + 2 * n
 
