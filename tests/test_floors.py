@@ -8,6 +8,7 @@ FLOORS = {
     "scaling": 1,
     "nn": 2,
     "measure": 2,
+    "infinite": 2,
     "config": 3,
     "train": 3,
     "data": 3,

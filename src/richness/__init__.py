@@ -22,6 +22,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "linearize": ("richness.measure", "linearize"),
     "infinite_ntk": ("richness.measure", "infinite_ntk"),
     "infinite_nngp": ("richness.measure", "infinite_nngp"),
+    "infinite": ("richness.infinite", ""),
     "Store": ("richness.sweep.store", "Store"),
     "load_dataset": ("richness.data", "load_dataset"),
     "estimate_richness": ("richness.estimate", "estimate_richness"),
