@@ -10,6 +10,7 @@ FLOORS = {
     "measure": 2,
     "infinite": 2,
     "config": 3,
+    "build": 3,
     "train": 3,
     "data": 3,
     "sweep": 3,

@@ -18,13 +18,14 @@ Distance per width: ‖f_net(X*) − f_T(X*)‖ / ‖f_T(X*)‖ on the test set,
 Finite-width NTK fluctuations (at init and their movement during training) are O(n^{−1/2}),
 so the predicted slope of the distance against width is −1/2.
 
-Verdict: the least-squares slope of log(mean distance) on log(width) is within 0.2 of −1/2
-(slope ∈ [−0.7, −0.3]; the seed-bootstrap 95% interval is reported, not used) and the mean
-distance at the largest width is at most BOUND: 0.3 at n = 512 (quick) and 0.15 at n = 4096
-(full). Measured with this module: slope −0.53, distance 0.21 (quick); slope −0.51
-[−0.57, −0.46], distance 0.085 (full). The same experiment at r = 1/2 (μP, `substitute="mup"`,
-same LR: μP's function-space kernel at init equals NTP's) fails both: slope −0.26 and distance
-0.35 (quick), slope −0.08 and distance 0.38 (full): its distance levels off as features move.
+Verdict: the least-squares slope of log(mean distance) on log(width) agrees with −1/2 at
+tolerance 0.2 (`richness.analysis.agreement`: the slope and its seed-bootstrap 95% interval
+within [−0.7, −0.3]) and the mean distance at the largest width is at most BOUND: 0.3 at
+n = 512 (quick) and 0.15 at n = 4096 (full). Measured with this module: slope −0.53, distance
+0.21 (quick); slope −0.51 [−0.57, −0.46], distance 0.085 (full). The same experiment at
+r = 1/2 (μP, `substitute="mup"`, same LR: μP's function-space kernel at init equals NTP's)
+fails both: slope −0.26 and distance 0.35 (quick), slope −0.08 and distance 0.38 (full): its
+distance levels off as features move.
 
 Details report the empirical NTK at init against `infinite_ntk` (relative Frobenius error,
 about 4.5% at n = 4096, falling as n^{−1/2} like the distance) and the distance at steps 1
@@ -46,14 +47,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from richness.claims._base import ClaimResult, Context, within
+from richness.analysis.agreement import agreement
+from richness.build import build_model
+from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import plt, save_claim_figure
 from richness.data import Dataset, load_dataset
 from richness.measure import empirical_ntk, infinite_ntk
 from richness.nn import optimizer, parameterize
 from richness.scaling import preset
 from richness.sweep.spec import ModelSpec
-from richness.train import build_model
 
 __all__ = ["CLAIM", "TITLE", "run"]
 
@@ -181,7 +183,10 @@ def run(ctx: Context) -> ClaimResult:
     at_largest = float(mean[-1])
     bound = BOUND[ctx.scale]
     checks = {
-        f"slope within {TOL} of {PREDICTED}": within(slope, ci_low, ci_high, PREDICTED, TOL),
+        f"slope and its interval within {TOL} of {PREDICTED}": agreement(
+            slope, ci_low, ci_high, PREDICTED, TOL
+        )
+        == "agrees",
         f"distance at n={widths[-1]} ≤ {bound}": bool(at_largest <= bound),
     }
     ok = all(checks.values())

@@ -3,7 +3,7 @@
 `Parameterization.predict(depth)` files its exponents by representation index ℓ ("dh/2") and
 by model-level name ("f0", "df", "lin_gap"); the Meter files its measurements by layer name
 ("dh/layers.1"). `predicted_series` maps one onto the other once, at run time, and the run
-stores the result (`richness.train.identity`), so analysis never rebuilds a table.
+stores the result (`richness.build.identity`), so analysis never rebuilds a table.
 
 The mapping (THEORY.md §4): model-level quantities use their own key (f0 C3, df C4, lin_gap C8);
 a per-layer quantity q of layer ℓ uses "q/ℓ" when predict() has it. The output layer (ℓ = depth)
@@ -39,13 +39,14 @@ MODEL_QUANTITIES = ("f0", "df", "lin_gap", "ntk_dist")
 
 
 def _layer_exponent(pred: dict[str, float], q: str, ell: int, depth: int, init: bool) -> float:
-    if f"{q}/{ell}" in pred:
-        return pred[f"{q}/{ell}"]
+    # the output's rules first: predict() files "h_rms/depth" as after a step only
     if ell == depth:
         if q in ("dh", "dh_rms"):
             return pred["df"]
         if q == "h_rms":
             return pred["f0"] if init else max(pred["f0"], pred["df"])
+    if f"{q}/{ell}" in pred:
+        return pred[f"{q}/{ell}"]
     if any(k.startswith(f"{q}/") for k in pred):
         return math.nan
     return pred.get(q, math.nan)

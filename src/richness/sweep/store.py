@@ -17,7 +17,7 @@ Two tables (DESIGN.md, "Store"):
     path TEXT                 the loop's backend that trained it: alone | ensemble
     path_reason TEXT          why it trained alone where it could have joined an ensemble
     identity TEXT             JSON: its measured layers, roles, ℓ, predicted exponents
-                              (`richness.train.identity`), recorded at run time
+                              (`richness.build.identity`), recorded at run time
 
 A file written before these three columns existed (schema version 1) gains them on open,
 empty for its old runs.
@@ -255,7 +255,7 @@ class Store:
         Imports the training floor (torch) for this one migration; a run whose model can't be
         built here (its data or factory is missing) keeps no identity, with a warning.
         """
-        from richness.train import identity_of
+        from richness.build import identity_of
 
         with self._connect() as con:
             rows = con.execute(
@@ -415,7 +415,7 @@ class Store:
             error: traceback text of a failed run.
             path: which backend trained it, ``"alone"`` or ``"ensemble"`` (`richness.train`).
             path_reason: why it trained alone where it could have joined an ensemble.
-            identity: what the run is (`richness.train.identity`: layers, roles, ℓ,
+            identity: what the run is (`richness.build.identity`: layers, roles, ℓ,
                 predicted exponents), stored as JSON.
 
         Raises:
