@@ -26,6 +26,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "Store": ("richness.sweep.store", "Store"),
     "load_dataset": ("richness.data", "load_dataset"),
     "estimate_richness": ("richness.estimate", "estimate_richness"),
+    "callbacks": ("richness.callbacks", ""),
     "nn": ("richness.nn", ""),
 }
 
