@@ -186,9 +186,10 @@ def _unrecognized_warning(name: str, module: nn.Module) -> str:
     cls = _name(type(module))
     return (
         f"attention module {name!r} ({cls}) keeps its own logit scale: richness reads an "
-        "attention module by a float attribute `scaling` that its forward uses and a head size "
-        f"(one of {', '.join(_HEAD_DIM_ATTRS)}, or config.head_dim), and found neither. Under "
-        "this table its logits are not on the richness scale. Declare the type with "
+        "attention module by a float attribute `scaling` that its forward uses together with "
+        f"a head size (one of {', '.join(_HEAD_DIM_ATTRS)}, or config.head_dim), and this one "
+        "lacks one or both. At r > 0 (μP: 1/d_head) its logits are then off the richness "
+        "scale. Declare the type with "
         f"richness.nn.hf.register_attention_type({cls!r}, head_dim=<attribute>, "
         "scaling=<attribute>) before rn.parameterize, or with scaling=None if the model scales "
         "its logits itself"
