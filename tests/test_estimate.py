@@ -12,7 +12,8 @@ import torch
 from typer.testing import CliRunner
 
 import richness as rn
-from richness.analysis.richness_meter import estimate_store, laziness_index
+from richness.analysis.laziness import laziness_index
+from richness.analysis.richness_meter import estimate_store
 from richness.cli import app
 from richness.estimate import estimate_richness
 from richness.sweep.store import Store, config_hash
@@ -37,8 +38,6 @@ def _config(width, seed, r, preset):
         "gamma": 1.0,
         "base_width": 64,
         "optimizer": "sgd",
-        "depth": 3,
-        "layers": ["layers.0", "layers.1", "layers.2"],
         "center": True,
         "train": {"kind": "sgd", "lr": 0.05, "steps": 5},
         "measure": {"steps": [5], "metrics": ["default"]},
@@ -54,7 +53,13 @@ def _fill(store, families):
                 run_id = config_hash(config)
                 store.mark_running(run_id, config)
                 outcome = run(config)
-                store.finish(run_id, outcome.status, outcome.rows, outcome.seconds)
+                store.finish(
+                    run_id,
+                    outcome.status,
+                    outcome.rows,
+                    outcome.seconds,
+                    identity=outcome.identity,
+                )
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +138,7 @@ def test_cli_meter_prints_one_row_per_family(store):
     for text in ("r=0.25 · stp", "intermediate", "ill-scaled", "lazy", "rich"):
         assert text in result.output
     bad = CliRunner().invoke(app, ["meter", "no-such-store"])
-    assert bad.exit_code != 0 and "neither" in bad.output
+    assert bad.exit_code != 0 and "no-such-store" in bad.output
 
 
 def _mlp(width):

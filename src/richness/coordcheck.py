@@ -3,7 +3,8 @@
 Trains the model a few SGD steps at several widths and seeds (synthetic teacher data sized to
 the model's first and last layers), measures it with the Meter and fits the width exponents,
 like microsoft/mup's coordinate check but with slopes, confidence intervals and the theory's
-prediction side by side (THEORY.md §4, C1–C5). With a table (`p`) the model is parameterized
+prediction side by side (THEORY.md §4, C1–C5), each slope judged against it by
+`richness.analysis.agreement` at ``TOLERANCE``. With a table (`p`) the model is parameterized
 first; without one it is trained as it is, with one plain learning rate, so the check judges
 the user's own parameterization (e.g. SP: ‖Δf‖ grows with width, C9). A model whose first
 weight layer is an embedding (a language model; Hugging Face models through
@@ -14,7 +15,6 @@ targets for its O outputs (unit norm per example, whatever the vocabulary and le
 from __future__ import annotations
 
 import importlib
-import json
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -24,18 +24,22 @@ import pandas as pd
 import torch
 from torch import nn
 
-from richness.analysis.fits import fit_exponents
+from richness._widths import across_widths, checked_widths
+from richness.analysis import fit_exponents
+from richness.analysis.agreement import agreement
 from richness.data import Dataset, load_dataset
 from richness.measure.meter import Meter
-from richness.nn import optimizer, parameterize
+from richness.nn import optimizer
 from richness.nn.layers import layout_of
 from richness.scaling import Parameterization
-from richness.train import train
+from richness.train import RunOutcome, train
 
-__all__ = ["coord_check", "load_factory"]
+__all__ = ["SCALE_FREE", "TOLERANCE", "coord_check", "load_factory"]
 
-# what a well-behaved network does whatever its richness (THEORY.md §2, §4)
+# what a well-behaved network does whatever its richness (THEORY.md §2, §4): the expectation
+# of a series without a prediction (a model trained as it is)
 SCALE_FREE = {"h_rms": 0.0, "df": 0.0, "max_ratio": 0.0}
+TOLERANCE = 0.1  # exponent units: the band around the expectation (`agreement`)
 
 
 def load_factory(path: str) -> Callable[[int], nn.Module]:
@@ -135,14 +139,15 @@ def coord_check(
       center: train f − f0.
 
     Returns:
-      (runs, metrics, fits) DataFrames; runs and metrics have the store's columns.
+      (runs, metrics, fits) DataFrames: runs and metrics as a store's (`run_frames`); fits
+      `fit_exponents`' at the last step, with "expected" (the prediction, else the
+      `SCALE_FREE` value, else NaN) and "agreement" (`agreement` of the slope with it at
+      `TOLERANCE`; None without an expectation).
 
     Raises:
       ValueError: fewer than two widths, a non-positive width or lr.
     """
-    widths = sorted(set(int(w) for w in widths))
-    if len(widths) < 2 or widths[0] < 1:
-        raise ValueError(f"widths={widths} must hold at least two distinct integers ≥ 1")
+    widths = checked_widths(widths)
     if not lr > 0:
         raise ValueError(f"lr={lr} must be > 0")
     probe_model = factory(widths[0])
@@ -152,57 +157,35 @@ def coord_check(
         data = _token_data(probe_model, d_in, shape, n_train, n_probe)
     else:
         data = _vector_data(shape, d_out, n_train, n_probe)
-    x_probe = data.x_probe
-    run_rows, metric_rows = [], []
-    for width in widths:
-        for seed in seeds:
-            torch.manual_seed(seed)
-            model = factory(width)
-            if p is not None:
-                base = factory(widths[0] if width != widths[0] else widths[1])
-                parameterize(model, p, base=base)
-                opt = optimizer(model, lr=lr)
-            else:
-                opt = torch.optim.SGD(model.parameters(), lr=lr)
-            meter = Meter(model, x_probe, metrics=["default", "weights"])
-            outcome = train(
-                model,
-                data,
-                opt,
-                steps=steps,
-                meter=meter,
-                measure_steps=list(range(steps + 1)),
-                center=center,
-                seed=seed,
-            )
-            run_id = f"n{width}-s{seed}"
-            config = {
-                "width": width,
-                "seed": seed,
-                "layers": meter.layers,
-                "depth": len(meter.layers),
-                "center": center,
-                "preset": p.name if p is not None and p.r is None else None,
-                "r": p.r if p is not None else None,
-                "gauge": p.gauge if p is not None else None,
-                "gamma": p.gamma if p is not None and p.gamma else 1.0,
-                "optimizer": p.optimizer if p is not None else "sgd",
-                "base_width": p.base_width if p is not None else None,
-            }
-            run_rows.append(
-                {
-                    "run_id": run_id,
-                    "status": outcome.status,
-                    "config": json.dumps(config),
-                    **config,
-                    "diverged_step": outcome.diverged_step,
-                    "error": outcome.error,
-                }
-            )
-            metric_rows += [(run_id, *row) for row in outcome.rows]
-    runs = pd.DataFrame(run_rows)
-    metrics = pd.DataFrame(metric_rows, columns=["run_id", "step", "layer", "quantity", "value"])
+
+    def trained(model: nn.Module, meter: Meter, seed: int) -> RunOutcome:
+        opt = (
+            optimizer(model, lr=lr) if p is not None else torch.optim.SGD(model.parameters(), lr=lr)
+        )
+        return train(
+            model,
+            data,
+            opt,
+            steps=steps,
+            meter=meter,
+            measure_steps=list(range(steps + 1)),
+            center=center,
+            seed=seed,
+        )
+
+    runs, metrics = across_widths(
+        factory, widths, seeds, data.x_probe, trained, p=p, metrics=["default", "weights"]
+    )
     fits = fit_exponents(
         runs, metrics, quantities=[*SCALE_FREE, "dh", "f0"], steps=[steps], n_boot=500
     )
+    expected = [
+        pred if not math.isnan(pred) else SCALE_FREE.get(q, math.nan)
+        for q, pred in zip(fits["quantity"], fits["predicted"], strict=True)
+    ]
+    fits["expected"] = expected
+    fits["agreement"] = [
+        None if math.isnan(goal) else agreement(f.slope, f.ci_low, f.ci_high, goal, TOLERANCE)
+        for f, goal in zip(fits.itertuples(), expected, strict=True)
+    ]
     return runs, metrics, fits

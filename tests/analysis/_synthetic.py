@@ -9,12 +9,27 @@ import math
 import numpy as np
 import pandas as pd
 
-from richness.analysis._frames import predicted_exponent
-from richness.scaling import preset, richness
+from richness.analysis._frames import meter_key, predicted_exponent
+from richness.scaling import Parameterization, predicted_series, preset, richness
 
 LAYERS = ["layers.0", "layers.1", "layers.2"]
 PER_LAYER = ("h_rms", "dh", "dh_rms", "max_ratio", "align")
 MODEL_LEVEL = ("f0", "df", "lin_gap", "loss")
+
+
+def identity_of(p: Parameterization | None, layers: list[str] = LAYERS) -> dict:
+    """The identity a run of table `p` records (`richness.build.identity`), roles by position."""
+    roles = ["input"] + ["hidden"] * (len(layers) - 2) + ["output"]
+    predicted, predicted_init = predicted_series(p, layers) if p is not None else ({}, {})
+    return {
+        "depth": len(layers),
+        "layers": [
+            {"name": name, "role": role, "ell": ell}
+            for ell, (name, role) in enumerate(zip(layers, roles, strict=True), 1)
+        ],
+        "predicted": predicted,
+        "predicted_init": predicted_init,
+    }
 
 
 def _run_id(config: dict) -> str:
@@ -37,12 +52,11 @@ def synth_frames(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Returns (runs, metrics) shaped like the store's, values c·n^e·exp(noise).
 
-    e is `predict()`'s exponent of each series unless `truth` maps quantity -> exponent;
+    e is the run's recorded prediction (`identity_of`) unless `truth` maps quantity -> exponent;
     each seed also gets its own small slope offset (seed_slope_noise), which only a bootstrap
     over seeds (not over points) sees.
     """
     rng = np.random.default_rng(rng_seed)
-    depth = len(LAYERS)
     run_rows, metric_rows = [], []
     for kind, value in points:
         if kind == "r":
@@ -51,7 +65,7 @@ def synth_frames(
         else:
             p = preset(value, base_width=64)
             cfg_point = {"r": None, "preset": value, "gauge": None}
-        pred = p.predict(depth)
+        identity = identity_of(p)
         offsets = {s: rng.normal(0, seed_slope_noise) for s in seeds}
         for width in widths:
             for seed in seeds:
@@ -62,19 +76,19 @@ def synth_frames(
                     "seed": seed,
                     "base_width": 64,
                     "optimizer": "sgd",
-                    "depth": depth,
-                    "layers": LAYERS,
                     "center": True,
                     "steps": max(steps),
                 }
                 run_id = _run_id(config)
-                run_rows.append({"run_id": run_id, "status": "done", "config": config})
+                run_rows.append(
+                    {"run_id": run_id, "status": "done", "config": config, "identity": identity}
+                )
                 for step in steps:
                     series = [
                         (q, layer, ell) for q in PER_LAYER for ell, layer in enumerate(LAYERS, 1)
                     ]
                     series += [(q, "", None) for q in MODEL_LEVEL]
-                    for q, layer, ell in series:
+                    for q, layer, _ in series:
                         if step == 0 and q in (
                             "dh",
                             "dh_rms",
@@ -88,7 +102,7 @@ def synth_frames(
                         if truth is not None and q in truth:
                             e = truth[q]
                         else:
-                            e = predicted_exponent(pred, q, ell, depth, step)
+                            e = predicted_exponent(identity, meter_key(q, layer), step)
                         if math.isnan(e):
                             e = 0.0
                         e += offsets[seed]
@@ -113,8 +127,6 @@ def synth_frames(
                 "seed": 0,
                 "base_width": 64,
                 "optimizer": "sgd",
-                "depth": depth,
-                "layers": LAYERS,
                 "center": True,
                 "steps": max(steps),
                 "status_hint": status,
@@ -125,6 +137,7 @@ def synth_frames(
                     "run_id": run_id,
                     "status": status,
                     "config": config,
+                    "identity": None,
                     "error": error,
                     "diverged_step": diverged_step,
                 }
@@ -136,6 +149,7 @@ def synth_frames(
     flat = pd.DataFrame.from_records(list(runs["config"]))
     runs = pd.concat([runs.drop(columns=["config"]), flat], axis=1)
     runs.insert(2, "config", [json.dumps(c) for c in (r["config"] for r in run_rows)])
+    # a store's runs() has one identity dict per run (None for runs that never finished)
     metrics = pd.DataFrame.from_records(
         metric_rows, columns=["run_id", "step", "layer", "quantity", "value"]
     )

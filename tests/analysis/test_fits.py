@@ -8,9 +8,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from _synthetic import LAYERS, synth_frames
+from _synthetic import LAYERS, identity_of, synth_frames
 
 from richness.analysis import CRITERIA, criteria_verdicts, fit_exponents, local_slopes
+from richness.scaling import richness
 
 
 def _row(fits: pd.DataFrame, label: str, quantity: str, layer: str, step: int) -> pd.Series:
@@ -68,19 +69,19 @@ def test_ci_covers_truth_in_most_repetitions():
 
 def _two_seed_frames(slopes: dict[int, float]) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs, rows = [], []
+    identity = identity_of(richness(0.25))
     for seed, slope in slopes.items():
         for width in (64, 128, 256, 512):
-            config = {
-                "width": width,
-                "r": 0.25,
-                "gauge": "stp",
-                "seed": seed,
-                "depth": 3,
-                "layers": LAYERS,
-                "center": True,
-            }
+            config = {"width": width, "r": 0.25, "gauge": "stp", "seed": seed, "center": True}
             run_id = f"s{seed}w{width}"
-            runs.append({"run_id": run_id, "status": "done", "config": json.dumps(config)})
+            runs.append(
+                {
+                    "run_id": run_id,
+                    "status": "done",
+                    "config": json.dumps(config),
+                    "identity": identity,
+                }
+            )
             rows.append((run_id, 1, "layers.1", "dh", 0.7 * width**slope))
     return pd.DataFrame(runs), pd.DataFrame(
         rows, columns=["run_id", "step", "layer", "quantity", "value"]
@@ -118,18 +119,19 @@ def test_local_slopes_show_a_bend():
     """Local slopes follow a change of exponent that a single global fit averages away."""
     runs, rows = [], []
     widths = [64, 128, 256, 512, 1024]
+    identity = identity_of(richness(0.5))
     for seed in range(3):
         for width in widths:
-            config = {
-                "width": width,
-                "r": 0.5,
-                "gauge": "stp",
-                "seed": seed,
-                "depth": 3,
-                "layers": LAYERS,
-            }
+            config = {"width": width, "r": 0.5, "gauge": "stp", "seed": seed}
             run_id = f"s{seed}w{width}"
-            runs.append({"run_id": run_id, "status": "done", "config": json.dumps(config)})
+            runs.append(
+                {
+                    "run_id": run_id,
+                    "status": "done",
+                    "config": json.dumps(config),
+                    "identity": identity,
+                }
+            )
             # slope 0.1 up to 256, then 0.4
             value = min(width, 256) ** 0.1 * (max(width, 256) / 256) ** 0.4 * (1 + 0.001 * seed)
             rows.append((run_id, 2, "layers.0", "dh", value))
@@ -150,7 +152,7 @@ def test_local_slopes_show_a_bend():
 
 
 def test_predicted_column(fits):
-    """predict(depth) of the table rebuilt from each run's config, per layer where it exists."""
+    """The prediction each run recorded in its identity, per layer where theory has one."""
     expected = {
         ("r=0.25", "dh", "layers.0"): 0.25,
         ("r=0.25", "dh", "layers.1"): 0.25,
@@ -173,6 +175,9 @@ def test_predicted_column(fits):
             quantity,
             layer,
         )
+    # at init the output layer's RMS is ‖f0‖ (C3), after a step the larger of f0 and Δf
+    assert _row(fits, "r=0.25", "h_rms", "layers.2", 0)["predicted"] == -0.25
+    assert _row(fits, "r=0.25", "h_rms", "layers.2", 3)["predicted"] == 0.0
     for label, quantity, layer in [("r=0.25", "loss", ""), ("r=0.25", "max_ratio", "layers.0")]:
         assert math.isnan(_row(fits, label, quantity, layer, 3)["predicted"])
     sp = fits[fits["label"] == "sp"]
@@ -190,6 +195,7 @@ def test_preset_on_the_scale_gets_its_r_and_gauge():
 def test_nested_config_fields():
     """A spec-shaped config (optimizer and model as mappings) is read as well as a flat one."""
     rows, runs = [], []
+    identity = identity_of(richness(0.0, "mup", optimizer="adam"), ["l0", "l1", "l2", "l3"])
     for seed in range(2):
         for width in (128, 256, 512):
             config = {
@@ -199,10 +205,16 @@ def test_nested_config_fields():
                 "seed": seed,
                 "optimizer": {"kind": "adam", "lr": 1e-3},
                 "model": {"kind": "mlp", "depth": 4},
-                "layers": ["l0", "l1", "l2", "l3"],
             }
             run_id = f"s{seed}w{width}"
-            runs.append({"run_id": run_id, "status": "done", "config": json.dumps(config)})
+            runs.append(
+                {
+                    "run_id": run_id,
+                    "status": "done",
+                    "config": json.dumps(config),
+                    "identity": identity,
+                }
+            )
             rows.append((run_id, 1, "l2", "dh", width**0.01))
     metrics = pd.DataFrame(rows, columns=["run_id", "step", "layer", "quantity", "value"])
     row = fit_exponents(pd.DataFrame(runs), metrics, n_boot=20).iloc[0]
@@ -248,6 +260,22 @@ def test_bad_arguments(frames, kwargs, field):
         fit_exponents(runs, metrics, **kwargs)
 
 
+def test_a_done_run_without_identity_is_refused(frames):
+    """No identity, no prediction: the fits never guess a run's layers from its config."""
+    runs, metrics = frames
+    runs = runs.copy()
+    runs.loc[runs["status"] == "done", "identity"] = None
+    with pytest.raises(ValueError, match="identity"):
+        fit_exponents(runs, metrics, n_boot=0)
+
+
+def test_a_layer_missing_from_the_identity_is_refused(frames):
+    runs, metrics = frames
+    renamed = metrics.assign(layer=metrics["layer"].replace("layers.1", "blocks.1"))
+    with pytest.raises(ValueError, match="blocks.1"):
+        fit_exponents(runs, renamed, n_boot=0)
+
+
 def test_missing_columns_are_named():
     metrics = pd.DataFrame(columns=["run_id", "step", "layer", "quantity", "value"])
     with pytest.raises(ValueError, match="status"):
@@ -272,7 +300,7 @@ def test_scale_points_pass_every_criterion(fits):
         for criterion in CRITERIA:
             row = _verdict(verdicts, label, criterion)
             assert row["verdict"] == "pass", row.to_dict()
-            assert row["expected"] == "pass" and row["agrees"]
+            assert row["expected"] == "pass" and row["agreement"] == "agrees"
     richness = _verdict(verdicts, "r=0.25", "richness")
     assert richness["target"] == 0.25 and richness["predicted"] == 0.25
     assert richness["layer"] in LAYERS[:2] and richness["step"] == 3
@@ -282,7 +310,8 @@ def test_sp_fails_ntc_and_max_as_theory_expects(fits):
     """C9: an SP-like ‖Δf‖ slope of 1 fails NTC; the measured slope still matches predict()."""
     verdicts = criteria_verdicts(fits)
     ntc = _verdict(verdicts, "sp", "NTC")
-    assert ntc["verdict"] == "fail" and ntc["expected"] == "fail" and ntc["agrees"]
+    assert ntc["verdict"] == "fail" and ntc["expected"] == "fail"
+    assert ntc["agreement"] == "agrees"
     assert ntc["measured"] == pytest.approx(1.0, abs=0.05) and ntc["predicted"] == 1.0
     assert ntc["target"] == 0.0
     mx = _verdict(verdicts, "sp", "MAX")
@@ -314,13 +343,14 @@ def _fit_row(slope, low, high, predicted=0.0, quantity="df", layer="", ell=-1, s
 @pytest.mark.parametrize(
     ("slope", "low", "high", "verdict"),
     [
-        (0.08, 0.05, 0.11, "pass"),  # within tolerance, CI misses 0
-        (0.15, 0.12, 0.18, "fail"),  # outside tolerance, CI misses 0
-        (0.15, -0.01, 0.30, "pass"),  # outside tolerance, CI covers 0
-        (-0.2, np.nan, np.nan, "fail"),  # no CI (one seed)
+        (0.05, 0.01, 0.09, "pass"),  # slope and whole interval within ±0.1
+        (0.08, 0.05, 0.11, "undetermined"),  # slope within, interval reaches past the band
+        (0.15, 0.12, 0.18, "fail"),  # the whole interval beyond the band
+        (0.15, -0.01, 0.30, "undetermined"),  # a wide interval covering 0 does not pass
+        (-0.2, np.nan, np.nan, "undetermined"),  # no interval (one seed): no verdict
     ],
 )
-def test_tolerance_or_ci_rule(slope, low, high, verdict):
+def test_agreement_rule(slope, low, high, verdict):
     fits = pd.DataFrame([_fit_row(slope, low, high)])
     row = _verdict(criteria_verdicts(fits, tolerance=0.1), "x", "NTC")
     assert row["verdict"] == verdict

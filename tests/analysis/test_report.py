@@ -104,7 +104,15 @@ def test_from_store_path(tmp_path):
         error = None if isinstance(error, float) and math.isnan(error) else error
         step = row.get("diverged_step")
         step = None if step is None or math.isnan(step) else int(step)
-        store.finish(run_id, row["status"], rows, seconds=0.1, diverged_step=step, error=error)
+        store.finish(
+            run_id,
+            row["status"],
+            rows,
+            seconds=0.1,
+            diverged_step=step,
+            error=error,
+            identity=row["identity"],
+        )
     index = write_report(tmp_path / "runs.sqlite", tmp_path / "out", n_boot=50, coord_quantities=())
     summary = _strict_json((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     fit = next(

@@ -1,33 +1,40 @@
-"""Reading a store's two tables into the shape the fits need, and what theory predicts for each.
+"""Store-shaped tables: reading a store's two tables into what the fits need, and building them.
 
 Internal to `richness.analysis` (floor 3; no torch). The runner stores (DESIGN.md, "Store"):
 
 - ``runs``: ``run_id``, ``status``, ``config`` (JSON text) and the config flattened into columns
   (``width``, ``r``, ``preset``, ``gauge``, ``gamma``, ``seed``, ``base_width``, ``optimizer``,
-  ``depth``...). The config also holds ``layers``, the hooked module names in order (position + 1
-  is the representation index ℓ of `Parameterization.predict`; the last is the output, ℓ =
-  depth), and ``center`` (whether the model output was centered, f − f0).
+  ``center``...), and ``identity``: what the run is, recorded when it ran
+  (`richness.build.identity`), a dict
+
+      {"depth": 3,
+       "layers": [{"name": "layers.0", "role": "input", "ell": 1}, ...],
+       "predicted": {"dh/layers.0": 0.25, "f0": -0.25, ...},
+       "predicted_init": {"h_rms/layers.2": -0.25}}
+
+  whose "predicted" holds theory's width exponent of each Meter key after one or more steps
+  and "predicted_init" the keys whose exponent differs at step 0
+  (`richness.scaling.series.predicted_series`); a key in neither has no prediction.
 - ``metrics``: ``run_id``, ``step``, ``layer`` (module name, ``""`` at model level),
   ``quantity``, ``value``.
 
-Every field is read from the config JSON first, then from the flattened column, so both a
-store's frames and hand-built ones work.
+Config fields are read from the config JSON first, then from the flattened column, so both a
+store's frames and hand-built ones work; frames of runs that never went through a store are
+built with `run_frames`.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from richness.scaling import preset as _preset
-from richness.scaling import richness as _richness
+from richness.scaling.tables import preset_point
 from richness.sweep.store import flatten_config
 
 __all__: list[str] = []  # internal module
@@ -65,10 +72,6 @@ QUANTITY_INFO: dict[str, tuple[str, str]] = {
     "test_loss": ("test loss", ""),
     "test_acc": ("test accuracy", ""),
 }
-
-# A measured quantity whose prediction `predict()` files under another name (none so far:
-# the Meter's "grad_h" is predict()'s "grad_h/ℓ"; its "grad", the weight gradient, has none).
-QUANTITY_ALIASES: dict[str, str] = {}
 
 
 def quantity_label(quantity: str) -> str:
@@ -155,14 +158,88 @@ def _as_float(value: Any) -> float:
         return math.nan
 
 
+def run_frames(records: Iterable[Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Returns ``(runs, metrics)`` shaped like a store's, for runs that never went through one.
+
+    The one constructor of store-shaped tables (a coordinate check, the richness meter on a
+    user's loop, a claim that draws initializations itself): `fit_exponents`, `local_slopes`,
+    the report and the meter read its output exactly as they read `Store.runs()` and
+    `Store.metrics()`.
+
+    Args:
+      records: one mapping per run with keys
+        ``run_id`` (str);
+        ``config`` (dict): ``width``, ``seed`` and what the fits group runs by (``r`` or
+        ``preset``, ``gauge``, ``gamma``, ``optimizer``, ``base_width``; absent ones read as
+        a custom recipe), any other JSON-able fields kept;
+        ``identity`` (dict): what the run is, as `richness.build.identity` records it;
+        ``rows``: ``(step, layer, quantity, value)`` tuples (layer ``""`` at model level), as
+        `richness.train.RunOutcome.rows`;
+        optionally ``status`` (default "done"), ``diverged_step`` and ``error``.
+
+    Returns:
+      ``runs`` (run_id, status, config JSON text, identity, diverged_step, error, then the
+      flattened config columns) and ``metrics`` (run_id, step, layer, quantity, value).
+
+    Raises:
+      ValueError: a record without run_id, config or identity.
+    """
+    run_rows, metric_rows = [], []
+    for i, record in enumerate(records):
+        missing = [k for k in ("run_id", "config", "identity") if record.get(k) is None]
+        if missing:
+            raise ValueError(f"record {i} lacks {missing}: a run needs run_id, config, identity")
+        run_id, config = str(record["run_id"]), dict(record["config"])
+        run_rows.append(
+            {
+                "run_id": run_id,
+                "status": record.get("status", "done"),
+                "config": json.dumps(config, sort_keys=True),
+                "identity": dict(record["identity"]),
+                "diverged_step": record.get("diverged_step"),
+                "error": record.get("error"),
+                **{k: v for k, v in flatten_config(config).items() if k not in _RUN_FIELDS},
+            }
+        )
+        metric_rows += [
+            (run_id, int(step), str(layer), str(q), float(v))
+            for step, layer, q, v in record.get("rows", ())
+        ]
+    runs = pd.DataFrame.from_records(run_rows)
+    metrics = pd.DataFrame(metric_rows, columns=["run_id", "step", "layer", "quantity", "value"])
+    return runs, metrics
+
+
+def plain_identity(layers: Sequence[str]) -> dict[str, Any]:
+    """The identity of a run no table parameterized: its measured layers in order (ℓ =
+    position + 1; depth = their number), roles unrecorded (None) and no predictions."""
+    return {
+        "depth": len(layers),
+        "layers": [{"name": name, "role": None, "ell": i} for i, name in enumerate(layers, 1)],
+        "predicted": {},
+        "predicted_init": {},
+    }
+
+
+_RUN_FIELDS = ("run_id", "status", "config", "identity", "diverged_step", "error")
+
+
+def _identity(row: Mapping[str, Any]) -> dict[str, Any] | None:
+    value = row.get("identity")
+    if isinstance(value, str) and value:
+        value = json.loads(value)
+    return dict(value) if isinstance(value, Mapping) else None
+
+
 def run_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Returns one normalized row per run: the fields the fits group and label by.
 
     Columns: ``run_id``, ``status``, ``width`` (int), ``seed``, ``label`` (the preset name, else
-    ``f"r={r:g}"``), ``r`` (the parameterization's richness, NaN for SP), ``preset`` (str or
-    None), ``gauge`` (str, ``""`` when undefined as for SP), ``gamma``, ``optimizer``,
-    ``base_width`` (NaN when absolute), ``depth``, ``layers`` (list of module names), ``center``
-    (bool or None), ``diverged_step``, ``error``.
+    ``f"r={r:g}"``, else "custom"), ``r`` (the richness the config names or its preset sits
+    at, NaN for SP and custom recipes), ``preset`` (str or None), ``gauge`` (str, ``""`` when
+    undefined as for SP), ``gamma``, ``optimizer``, ``base_width`` (NaN when absolute),
+    ``depth`` and ``layers`` (from the identity; NaN and [] without one), ``identity`` (dict or
+    None), ``center`` (bool or None), ``diverged_step``, ``error``.
 
     Raises:
       ValueError: ``runs`` lacks ``run_id`` or ``status``.
@@ -173,59 +250,45 @@ def run_table(runs: pd.DataFrame) -> pd.DataFrame:
     records = []
     for row in runs.to_dict("records"):
         config = _config(row)
+        identity = _identity(row)
         preset_name = _field(config, row, "preset")
         preset_name = None if _missing(preset_name) or preset_name == "" else str(preset_name)
-        r_config = _as_float(_field(config, row, "r"))
+        r = _as_float(_field(config, row, "r"))
         gauge = _field(config, row, "gauge")
+        gauge = "" if _missing(gauge) else str(gauge)
+        if preset_name is not None:
+            r_preset, gauge_preset = preset_point(preset_name)
+            r = math.nan if r_preset is None else r_preset
+            gauge = gauge or gauge_preset or ""
         gamma = _as_float(_field(config, row, "gamma"))
-        gamma = 1.0 if math.isnan(gamma) else gamma
         optimizer = _field(config, row, "optimizer", "optimizer.kind")
         if isinstance(optimizer, Mapping):
             optimizer = optimizer.get("kind")
-        optimizer = "sgd" if _missing(optimizer) else str(optimizer)
-        base_width = _as_float(_field(config, row, "base_width"))
-        layers = _field(config, row, "layers")
-        layers = [str(name) for name in layers] if isinstance(layers, list | tuple) else []
-        depth = _as_float(_field(config, row, "depth"))
-        if math.isnan(depth):
-            depth = float(len(layers)) if layers else _as_float(_field(config, row, "model.depth"))
         center = _field(config, row, "center")
-        width = _as_float(_field(config, row, "width", "model.width"))
         seed = _field(config, row, "seed")
-        p = _parameterization(
-            preset_name,
-            None if math.isnan(r_config) else r_config,
-            None if _missing(gauge) else str(gauge),
-            gamma,
-            optimizer,
-            None if math.isnan(base_width) else base_width,
-        )
-        if p is not None:
-            r, gauge_resolved = _as_float(p.r), p.gauge or ""
-        else:
-            r, gauge_resolved = r_config, "" if _missing(gauge) else str(gauge)
+        error = row.get("error")
         if preset_name is not None:
             label = preset_name
-        elif not math.isnan(r_config):
-            label = f"r={r_config:g}"
+        elif not math.isnan(r):
+            label = f"r={r:g}"
         else:
             label = "custom"
-        error = row.get("error")
         records.append(
             {
                 "run_id": str(row["run_id"]),
                 "status": str(row["status"]),
-                "width": width,
+                "width": _as_float(_field(config, row, "width", "model.width")),
                 "seed": -1 if _missing(seed) else seed,
                 "label": label,
                 "r": r,
                 "preset": preset_name,
-                "gauge": gauge_resolved,
-                "gamma": gamma,
-                "optimizer": optimizer,
-                "base_width": base_width,
-                "depth": depth,
-                "layers": layers,
+                "gauge": gauge,
+                "gamma": 1.0 if math.isnan(gamma) else gamma,
+                "optimizer": "sgd" if _missing(optimizer) else str(optimizer),
+                "base_width": _as_float(_field(config, row, "base_width")),
+                "depth": math.nan if identity is None else float(identity["depth"]),
+                "layers": [] if identity is None else [e["name"] for e in identity["layers"]],
+                "identity": identity,
                 "center": None if _missing(center) else bool(center),
                 "diverged_step": row.get("diverged_step"),
                 "error": None if _missing(error) else str(error),
@@ -245,6 +308,7 @@ def run_table(runs: pd.DataFrame) -> pd.DataFrame:
         "base_width",
         "depth",
         "layers",
+        "identity",
         "center",
         "diverged_step",
         "error",
@@ -268,141 +332,27 @@ def group_key(row: Mapping[str, Any]) -> str:
     return json.dumps(values)
 
 
-@functools.lru_cache(maxsize=512)
-def _parameterization(
-    preset_name: str | None,
-    r: float | None,
-    gauge: str | None,
-    gamma: float,
-    optimizer: str,
-    base_width: float | None,
-):
-    """Rebuilds a run's table from its config; None when the config names no valid one."""
-    try:
-        if preset_name is not None:
-            return _preset(
-                preset_name,  # type: ignore[arg-type]
-                gauge=gauge,  # type: ignore[arg-type]
-                gamma=gamma,
-                optimizer=optimizer,  # type: ignore[arg-type]
-                base_width=base_width,
-            )
-        if r is None:
-            return None
-        return _richness(
-            r,
-            gauge or "stp",  # type: ignore[arg-type]
-            gamma,
-            optimizer,  # type: ignore[arg-type]
-            base_width,
-            allow_off_scale=True,
-        )
-    except (ValueError, TypeError):
-        return None
+def meter_key(quantity: str, layer: str) -> str:
+    """The Meter's key of a stored series: ``"quantity/layer"``, or ``quantity`` at model level."""
+    return f"{quantity}/{layer}" if layer else quantity
 
 
-@functools.lru_cache(maxsize=512)
-def _predictions(
-    preset_name: str | None,
-    r: float | None,
-    gauge: str | None,
-    gamma: float,
-    optimizer: str,
-    base_width: float | None,
-    depth: int,
-) -> dict[str, float] | None:
-    p = _parameterization(preset_name, r, gauge, gamma, optimizer, base_width)
-    if p is None or depth < 2:
-        return None
-    try:
-        return p.predict(depth)
-    except ValueError:
-        return None
+def predicted_exponent(identity: Mapping[str, Any] | None, key: str, step: int) -> float:
+    """The predicted width exponent of one measured series of a run (NaN when theory has none).
 
-
-def predictions(row: Mapping[str, Any]) -> dict[str, float] | None:
-    """Returns `Parameterization.predict(depth)` for a `run_table` row, or None.
-
-    The table is rebuilt from the config: ``preset(name, gauge, gamma, optimizer, base_width)``
-    for a preset, else ``richness(r, gauge, gamma, optimizer, base_width)``.
+    ``identity["predicted_init"][key]`` at step 0 when it is there, else
+    ``identity["predicted"][key]``, else NaN (module docstring; THEORY.md §4).
 
     Args:
-      row: a `run_table` row (preset, r, gauge, gamma, optimizer, base_width, depth).
-    """
-
-    def _number(value: Any) -> float | None:
-        value = _as_float(value)
-        return None if math.isnan(value) else value
-
-    depth = _number(row.get("depth"))
-    if depth is None:
-        return None
-    preset_name = row.get("preset")
-    preset_name = preset_name if isinstance(preset_name, str) and preset_name else None
-    gauge = row.get("gauge") or None
-    if preset_name == "sp":
-        gauge = None
-    return _predictions(
-        preset_name,
-        _number(row.get("r")),
-        gauge,
-        float(row.get("gamma", 1.0)),
-        str(row.get("optimizer", "sgd")),
-        _number(row.get("base_width")),
-        int(depth),
-    )
-
-
-def predicted_exponent(
-    pred: Mapping[str, float] | None,
-    quantity: str,
-    ell: int | None,
-    depth: int | None,
-    step: int,
-) -> float:
-    """The predicted width exponent of one measured series (NaN when theory has none).
-
-    Implements the mapping from stored metrics to `predict()` keys (THEORY.md §4):
-    model-level quantities use their own key ("f0" C3, "df" C4, "lin_gap" C8); a per-layer
-    quantity uses ``f"{q}/{ℓ}"`` when it exists. The output layer (ℓ = depth) is the model
-    output f, so its ‖Δh‖ is ‖Δf‖ ("df") and its RMS is ‖f₀‖ at init and the larger of f₀, Δf
-    later. Otherwise the summary key ``q`` is used only when predict() has no per-layer
-    version of ``q`` (for instance "align", C6), so that a per-layer law is never replaced by
-    another layer's summary.
-
-    Args:
-      pred: the dict of `Parameterization.predict(depth)`, or None.
-      quantity: the stored quantity name.
-      ell: the representation index ℓ (1..depth), or None at model level.
-      depth: number of weight layers.
+      identity: the run's identity (or a dict with its "predicted" and "predicted_init").
+      key: the Meter key (`meter_key`).
       step: optimizer steps taken (0 = init).
     """
-    if pred is None:
+    if identity is None:
         return math.nan
-    if ell is None:
-        return float(pred.get(quantity, math.nan))
-    name = QUANTITY_ALIASES.get(quantity, quantity)
-    key = f"{name}/{ell}"
-    if key in pred:
-        return float(pred[key])
-    if depth is not None and ell == depth:
-        if quantity in ("dh", "dh_rms"):
-            return float(pred["df"])
-        if quantity == "h_rms":
-            return float(pred["f0"] if step == 0 else max(pred["f0"], pred["df"]))
-    if any(k.startswith(f"{name}/") for k in pred):
-        return math.nan
-    return float(pred.get(name, math.nan))
-
-
-def layer_index(layers: list[str], layer: str) -> int | None:
-    """ℓ = position + 1 of ``layer`` in the config's ``layers`` list; None at model level."""
-    if layer == "" or layer is None:
-        return None
-    try:
-        return layers.index(layer) + 1
-    except ValueError:
-        return None
+    if step == 0 and key in identity.get("predicted_init", {}):
+        return float(identity["predicted_init"][key])
+    return float(identity.get("predicted", {}).get(key, math.nan))
 
 
 def varying_config_keys(runs: pd.DataFrame) -> dict[str, list[str]]:
@@ -444,7 +394,7 @@ def last_step_rows(fits: pd.DataFrame, step: int | None = None) -> pd.DataFrame:
 
 
 def tidy(runs: pd.DataFrame, metrics: pd.DataFrame, *, status: str | None = "done") -> pd.DataFrame:
-    """Joins metrics with the normalized run fields; adds ``ell`` (ℓ, or -1 at model level).
+    """Joins metrics with the normalized run fields; adds ``ell`` and ``role`` from the identity.
 
     Args:
       runs: the store's runs frame.
@@ -452,8 +402,14 @@ def tidy(runs: pd.DataFrame, metrics: pd.DataFrame, *, status: str | None = "don
       status: keep only runs with this status (None: all).
 
     Returns:
-      The metrics rows of the kept runs with `run_table` columns, ``ell`` and ``group`` (the
-      `group_key` text).
+      The metrics rows of the kept runs with `run_table` columns, ``ell`` (the layer's
+      representation index ℓ from the run's identity, -1 at model level), ``role`` ("input",
+      "hidden", "output" as the run recorded it; None at model level or unrecorded) and
+      ``group`` (the `group_key` text).
+
+    Raises:
+      ValueError: a frame lacks a needed column, a kept run has no identity record, or a
+        stored layer is not in its run's identity.
     """
     for column in ("run_id", "step", "layer", "quantity", "value"):
         if column not in metrics.columns:
@@ -463,6 +419,13 @@ def tidy(runs: pd.DataFrame, metrics: pd.DataFrame, *, status: str | None = "don
     table = run_table(runs)
     if status is not None:
         table = table[table["status"] == status]
+    unknown = table.loc[table["identity"].isna(), "run_id"].tolist()
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} run(s) have no identity record (e.g. run_id={unknown[0]!r}): "
+            "they were stored before richness recorded what each run is; rerun them into a "
+            "new store, or build hand-made frames with richness.analysis.run_frames"
+        )
     table = table.assign(group=[group_key(row) for row in table.to_dict("records")])
     m = metrics[["run_id", "step", "layer", "quantity", "value"]].copy()
     m["run_id"] = m["run_id"].astype(str)
@@ -470,9 +433,22 @@ def tidy(runs: pd.DataFrame, metrics: pd.DataFrame, *, status: str | None = "don
     m["value"] = pd.to_numeric(m["value"], errors="coerce").astype("float64")
     m["step"] = m["step"].astype("int64")
     joined = m.merge(table.drop(columns=["error", "diverged_step"]), on="run_id", how="inner")
-    ell = [
-        layer_index(layers, layer)
-        for layers, layer in zip(joined["layers"], joined["layer"], strict=True)
-    ]
-    joined["ell"] = np.array([-1 if e is None else e for e in ell], dtype=np.int64)
+    layers = pd.DataFrame.from_records(
+        [
+            (run_id, entry["name"], int(entry["ell"]), entry.get("role"))
+            for run_id, identity in zip(table["run_id"], table["identity"], strict=True)
+            for entry in identity["layers"]
+        ],
+        columns=["run_id", "layer", "ell", "role"],
+    )
+    joined = joined.merge(layers, on=["run_id", "layer"], how="left")
+    absent = joined[(joined["layer"] != "") & joined["ell"].isna()]
+    if len(absent):
+        first = absent.iloc[0]
+        raise ValueError(
+            f"run {first['run_id']!r} stored metrics of layer={first['layer']!r}, which its "
+            "identity does not list; the identity must name every measured layer"
+        )
+    joined["ell"] = joined["ell"].fillna(-1).astype(np.int64)
+    joined["role"] = joined["role"].where(joined["layer"] != "", None)
     return joined

@@ -7,7 +7,9 @@ fit, to show whether the slope has converged; `local_slopes` gives them.
 
 Uncertainty comes from the seeds: seeds are the independent replicates (one seed's runs at
 different widths may share data order, probe inputs and so on), so the bootstrap resamples
-seed ids with replacement (a cluster bootstrap) and refits, never single (width, seed) points.
+seed ids with replacement (a cluster bootstrap) and refits, never single (width, seed) points
+(`richness.analysis._stats`). Verdicts judge a slope against its target by
+`richness.analysis.agreement.agreement`.
 
 Example:
   >>> fits = fit_exponents(runs, metrics, quantities=["dh"])  # doctest: +SKIP
@@ -19,19 +21,14 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
-from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from richness.analysis._frames import (
-    GROUP_KEYS,
-    group_key,
-    predicted_exponent,
-    predictions,
-    tidy,
-)
+from richness.analysis import _stats
+from richness.analysis._frames import GROUP_KEYS, group_key, meter_key, predicted_exponent, tidy
+from richness.analysis.agreement import Agreement, agreement
 
 __all__ = ["CRITERIA", "criteria_verdicts", "fit_exponents", "local_slopes"]
 
@@ -76,7 +73,7 @@ def fit_exponents(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
-    ci_method: Literal["expanded", "percentile"] = "expanded",
+    ci_method: _stats.CiMethod = "expanded",
 ) -> pd.DataFrame:
     """Returns one fitted width exponent per (quantity, layer, parameterization, step).
 
@@ -88,13 +85,14 @@ def fit_exponents(
     nominal 95% with 4 seeds), so by default the percentile levels are widened as in
     Hesterberg's expanded percentile interval (arXiv:1411.5279, §6.1): the tail
     probability α/2 becomes Φ(−√(S/(S−1))·t_{S−1, 1−α/2}) for S seeds. The
-    prediction is `Parameterization.predict(depth)` of the table rebuilt from the run config
-    (see `richness.analysis._frames.predicted_exponent` for the key mapping).
+    prediction is the one the run recorded for that Meter key when it ran (its identity;
+    `richness.scaling.series.predicted_series` maps `Parameterization.predict` onto the keys).
 
     Measures: THEORY.md §4 C1–C8 (one row per claim quantity and layer).
 
     Args:
-      runs: the store's runs frame (run_id, status, config JSON and flattened fields).
+      runs: the store's runs frame (run_id, status, config JSON and flattened fields, identity),
+        or `run_frames` output.
       metrics: the store's metrics frame (run_id, step, layer, quantity, value).
       quantities: keep only these quantities (None: all).
       steps: keep only these steps (None: all).
@@ -113,7 +111,8 @@ def fit_exponents(
       two usable widths are left out.
 
     Raises:
-      ValueError: ``n_boot`` < 0, ``ci`` outside (0, 1), or frames without the needed columns.
+      ValueError: ``n_boot`` < 0, ``ci`` outside (0, 1), frames without the needed columns, or
+        a done run without an identity record.
     """
     fits, _ = _fit_all(
         runs, metrics, quantities, steps, n_boot, ci, seed, ci_method, want_local=False
@@ -130,7 +129,7 @@ def local_slopes(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
-    ci_method: Literal["expanded", "percentile"] = "expanded",
+    ci_method: _stats.CiMethod = "expanded",
 ) -> pd.DataFrame:
     """Returns the slopes between consecutive widths, with seed-bootstrap intervals.
 
@@ -183,7 +182,6 @@ def _fit_all(
     local_rows: list[dict[str, Any]] = []
     if data.empty:
         return pd.DataFrame(columns=_FIT_COLUMNS), pd.DataFrame(columns=_LOCAL_COLUMNS)
-    pred_cache: dict[str, dict[str, float] | None] = {}
     for (group, quantity, layer, step), series in data.groupby(
         ["group", "quantity", "layer", "step"], sort=True
     ):
@@ -195,33 +193,22 @@ def _fit_all(
         widths = np.sort(series["width"].unique())
         if len(widths) < 2:
             continue
-        x, y, mask, n_seeds = _matrix(series, widths)
-        if group not in pred_cache:
-            pred_cache[group] = predictions(first.to_dict())
+        x, y, mask, n_seeds = _stats.seed_matrix(series, widths)
         ell = int(first["ell"])
-        depth = None if math.isnan(first["depth"]) else int(first["depth"])
-        predicted = predicted_exponent(
-            pred_cache[group], str(quantity), None if ell < 0 else ell, depth, int(step)
-        )
+        predicted = predicted_exponent(first["identity"], meter_key(quantity, layer), int(step))
         key = f"{group}|{quantity}|{layer}|{step}"
         rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
-        counts = (
-            rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=n_boot).astype(
-                np.float64
-            )
-            if n_boot > 0 and n_seeds >= 2
-            else None
-        )
-        lo_q = _tail(ci, n_seeds, ci_method)
+        counts = _stats.seed_counts(rng, n_seeds, n_boot)
+        lo_q = _stats.tail(ci, n_seeds, ci_method)  # type: ignore[arg-type]
         hi_q = 1 - lo_q
-        slope, low, high = _slope_ci(x, y, mask, counts, lo_q, hi_q)
+        slope, low, high = _stats.slope_ci(x, y, mask, counts, lo_q, hi_q)
         ident = {"quantity": quantity, "layer": layer, "ell": ell}
         ident.update({k: first[k] for k in GROUP_KEYS})
         ident["step"] = int(step)
         local = []
         for i in range(len(widths) - 1):
             pair = slice(i, i + 2)
-            s_i, lo_i, hi_i = _slope_ci(x[pair], y[pair], mask[pair], counts, lo_q, hi_q)
+            s_i, lo_i, hi_i = _stats.slope_ci(x[pair], y[pair], mask[pair], counts, lo_q, hi_q)
             local.append(s_i)
             if want_local:
                 local_rows.append(
@@ -255,100 +242,6 @@ def _fit_all(
     return fits, local_df
 
 
-def _tail(ci: float, n_seeds: int, method: str) -> float:
-    """The lower quantile level of the bootstrap interval (plain or expanded percentile)."""
-    alpha_half = (1 - ci) / 2
-    if method == "percentile" or n_seeds < 2:
-        return alpha_half
-    widen = math.sqrt(n_seeds / (n_seeds - 1)) * _t_quantile(1 - alpha_half, n_seeds - 1)
-    return NormalDist().cdf(-widen)
-
-
-def _t_quantile(p: float, dof: int) -> float:
-    """Quantile of Student's t with integer ``dof`` > 0 at level p ∈ (1/2, 1), by bisection.
-
-    Uses the closed form of P(|T| ≤ t) for integer degrees of freedom (Abramowitz & Stegun
-    26.7.3–4), so that floor 3 needs no scipy.
-    """
-
-    def two_sided(t: float) -> float:
-        theta = math.atan(t / math.sqrt(dof))
-        sin, cos2 = math.sin(theta), math.cos(theta) ** 2
-        term = total = 1.0
-        if dof % 2:
-            if dof == 1:
-                return 2 * theta / math.pi
-            for k in range(1, (dof - 1) // 2):
-                term *= 2 * k / (2 * k + 1) * cos2
-                total += term
-            return 2 / math.pi * (theta + sin * math.sqrt(cos2) * total)
-        for k in range(1, dof // 2):
-            term *= (2 * k - 1) / (2 * k) * cos2
-            total += term
-        return sin * total
-
-    target = 2 * p - 1
-    low, high = 0.0, 1.0
-    while two_sided(high) < target:
-        high *= 2
-    for _ in range(100):
-        mid = (low + high) / 2
-        low, high = (mid, high) if two_sided(mid) < target else (low, mid)
-    return (low + high) / 2
-
-
-def _matrix(
-    series: pd.DataFrame, widths: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(W,) log widths, (W, S) log values (0 where missing), (W, S) mask, number of seeds S."""
-    seed_ids, seed_index = np.unique(series["seed"].astype(str).to_numpy(), return_inverse=True)
-    width_index = np.searchsorted(widths, series["width"].to_numpy())
-    n_w, n_s = len(widths), len(seed_ids)
-    total = np.zeros((n_w, n_s))
-    count = np.zeros((n_w, n_s))
-    np.add.at(total, (width_index, seed_index), np.log(series["value"].to_numpy()))
-    np.add.at(count, (width_index, seed_index), 1.0)
-    mask = count > 0
-    y = np.divide(total, count, out=np.zeros_like(total), where=mask)
-    return np.log(widths.astype(np.float64)), y, mask, n_s
-
-
-def _slope_ci(
-    x: np.ndarray,
-    y: np.ndarray,
-    mask: np.ndarray,
-    counts: np.ndarray | None,
-    lo_q: float,
-    hi_q: float,
-) -> tuple[float, float, float]:
-    """Least-squares slope of y on x over the masked points, and its seed-bootstrap interval.
-
-    With per-seed sums a_j = Σ_i m_ij, bx_j = Σ_i m_ij x_i, ... the fit on a resample that
-    draws seed j c_j times has sums Σ_j c_j a_j, ..., so all resamples are one matrix product.
-    """
-    m = mask.astype(np.float64)
-    xs = x[:, None] * m
-    sums = np.stack(
-        [m.sum(0), xs.sum(0), (y * m).sum(0), (x[:, None] * xs).sum(0), (xs * y).sum(0)]
-    )  # (5, S): per-seed n, Σx, Σy, Σx², Σxy
-
-    def slope_of(s: np.ndarray) -> np.ndarray:
-        n, sx, sy, sxx, sxy = s
-        den = n * sxx - sx * sx
-        ok = den > 1e-12 * np.maximum(n * sxx, 1e-300)
-        return np.where(ok, (n * sxy - sx * sy) / np.where(ok, den, 1.0), np.nan)
-
-    slope = float(slope_of(sums.sum(1)))
-    if counts is None:
-        return slope, math.nan, math.nan
-    boot = slope_of(sums @ counts.T)  # (B,)
-    boot = boot[np.isfinite(boot)]
-    if boot.size == 0:
-        return slope, math.nan, math.nan
-    low, high = np.quantile(boot, [lo_q, hi_q])
-    return slope, float(low), float(high)
-
-
 # ------------------------------------------------------------------------------- criteria
 
 # name -> (quantity, claim, which layers, target): "hidden" is ℓ < depth, "update" is ℓ ≥ 2
@@ -375,7 +268,7 @@ _VERDICT_COLUMNS = [
     "tolerance",
     "verdict",
     "expected",
-    "agrees",
+    "agreement",
     "detail",
 ]
 
@@ -383,30 +276,32 @@ _VERDICT_COLUMNS = [
 def criteria_verdicts(
     fits: pd.DataFrame, tolerance: float = 0.1, *, step: int | None = None
 ) -> pd.DataFrame:
-    """Returns a pass/fail verdict per parameterization for THEORY.md §2's criteria.
+    """Returns a verdict per parameterization for THEORY.md §2's criteria.
 
     Criteria (each judged from the fitted slopes of `fit_exponents`):
       activations (C1): hidden h_rms slope ≈ 0, at init and at the evaluated step;
       NTC (C4): ‖Δf‖ slope ≈ 0;
       richness (C2): hidden ‖Δh‖ slope ≈ the predicted exponent (r on the scale);
       MAX (C5): max_ratio slope ≈ 0 in layers ℓ ≥ 2.
-    A slope meets its target when |measured − target| ≤ ``tolerance`` or the target lies
-    inside the slope's confidence interval; a criterion passes when every layer it covers
-    meets it, and the worst layer is reported.
+    Each covered layer's slope is judged against its target by `agreement` (the whole
+    interval within ±``tolerance``: agrees; entirely outside: disagrees; else undetermined).
+    A criterion passes when every covered layer agrees, fails when one disagrees, and is
+    "undetermined" otherwise; the worst layer is reported.
 
     Args:
       fits: the output of `fit_exponents`.
-      tolerance: allowed |measured − target| in exponent units.
+      tolerance: the half-width of the band around the target, in exponent units.
       step: the step to judge (None: each parameterization's last fitted step).
 
     Returns:
       One row per (parameterization, criterion): the group keys (label, r, gauge, ...),
       criterion, claim, quantity, layer (the worst one), step, measured, ci_low, ci_high,
       target, predicted (theory's exponent of that layer), tolerance, verdict ("pass",
-      "fail", or "n/a" when the quantity was not measured or has no prediction), expected
-      (theory's verdict: does the predicted exponent meet the target; SP's NTC is expected to
-      fail), agrees (does the measured slope match the prediction, same rule) and detail
-      (every covered layer's slope).
+      "fail", "undetermined", or "n/a" when the quantity was not measured or has no
+      prediction), expected (theory's verdict: does the predicted exponent meet the target;
+      SP's NTC is expected to fail), agreement (the measured slopes against their predictions,
+      the worst layer's `agreement`; None without a prediction) and detail (every covered
+      layer's slope).
 
     Raises:
       ValueError: ``tolerance`` < 0.
@@ -440,12 +335,17 @@ def criteria_verdicts(
     return pd.DataFrame.from_records(rows, columns=_VERDICT_COLUMNS)
 
 
-def _meets(measured: float, low: float, high: float, target: float, tolerance: float) -> bool:
-    if math.isnan(target) or math.isnan(measured):
-        return False
-    if abs(measured - target) <= tolerance:
-        return True
-    return bool(not math.isnan(low) and low <= target <= high)
+# how bad each agreement is, for picking the worst layer
+_RANK: dict[Agreement, int] = {"agrees": 0, "undetermined": 1, "disagrees": 2}
+_CRITERION: dict[Agreement, str] = {
+    "agrees": "pass",
+    "undetermined": "undetermined",
+    "disagrees": "fail",
+}
+
+
+def _gap(slope: float, goal: float) -> float:
+    return abs(slope - goal) if math.isfinite(slope) else math.inf
 
 
 def _verdict(
@@ -460,24 +360,25 @@ def _verdict(
 ) -> dict[str, Any]:
     row: dict[str, Any] = {k: first[k] for k in GROUP_KEYS}
     row.update(criterion=name, claim=claim, quantity=quantity, step=step, tolerance=tolerance)
-    checked = []
+    checked = []  # (fit, goal, its agreement with the goal, with the prediction, theory's)
     for fit in sel.to_dict("records"):
         goal = fit["predicted"] if target is None else target
+        if math.isnan(goal):
+            continue
+        predicted = fit["predicted"]
+        has_pred = not math.isnan(predicted)
         checked.append(
             (
-                abs(fit["slope"] - goal) if not math.isnan(goal) else math.inf,
                 fit,
                 goal,
-                _meets(fit["slope"], fit["ci_low"], fit["ci_high"], goal, tolerance),
-                _meets(fit["slope"], fit["ci_low"], fit["ci_high"], fit["predicted"], tolerance),
-                bool(not math.isnan(fit["predicted"]) and abs(fit["predicted"] - goal) <= 1e-9)
-                if target is None
-                else bool(
-                    not math.isnan(fit["predicted"]) and abs(fit["predicted"] - goal) <= tolerance
-                ),
+                agreement(fit["slope"], fit["ci_low"], fit["ci_high"], goal, tolerance),
+                agreement(fit["slope"], fit["ci_low"], fit["ci_high"], predicted, tolerance)
+                if has_pred
+                else None,
+                agreement(predicted, predicted, predicted, goal, tolerance) if has_pred else None,
             )
         )
-    if not checked or all(math.isnan(goal) for _, _, goal, _, _, _ in checked):
+    if not checked:
         row.update(
             layer=None,
             measured=math.nan,
@@ -487,14 +388,13 @@ def _verdict(
             predicted=math.nan,
             verdict="n/a",
             expected="n/a",
-            agrees=None,
-            detail="not measured" if not checked else "no prediction",
+            agreement=None,
+            detail="not measured" if sel.empty else "no prediction",
         )
         return row
-    failing = [c for c in checked if not c[3]]
-    worst = max(failing or checked, key=lambda c: c[0])
-    _, fit, goal, _, _, _ = worst
-    has_pred = [c for c in checked if not math.isnan(c[1]["predicted"])]
+    worst = max(checked, key=lambda c: (_RANK[c[2]], _gap(c[0]["slope"], c[1])))
+    fit, goal = worst[0], worst[1]
+    with_pred = [c for c in checked if c[3] is not None]
     row.update(
         layer=fit["layer"],
         step=int(fit["step"]),
@@ -503,13 +403,15 @@ def _verdict(
         ci_high=fit["ci_high"],
         target=goal,
         predicted=fit["predicted"],
-        verdict="fail" if failing else "pass",
-        expected=("pass" if all(c[5] for c in has_pred) else "fail") if has_pred else "n/a",
-        agrees=bool(all(c[4] for c in has_pred)) if has_pred else None,
+        verdict=_CRITERION[worst[2]],
+        expected=_CRITERION[max((c[4] for c in with_pred), key=_RANK.__getitem__)]
+        if with_pred
+        else "n/a",
+        agreement=max((c[3] for c in with_pred), key=_RANK.__getitem__) if with_pred else None,
         detail="; ".join(
-            f"{c[1]['layer'] or 'model'} t={int(c[1]['step'])}: {c[1]['slope']:+.3f}"
-            + (f" (pred {c[1]['predicted']:+.3g})" if not math.isnan(c[1]["predicted"]) else "")
-            for c in sorted(checked, key=lambda c: (c[1]["ell"], c[1]["step"]))
+            f"{c[0]['layer'] or 'model'} t={int(c[0]['step'])}: {c[0]['slope']:+.3f}"
+            + (f" (pred {c[0]['predicted']:+.3g})" if c[3] is not None else "")
+            for c in sorted(checked, key=lambda c: (c[0]["ell"], c[0]["step"]))
         ),
     )
     return row

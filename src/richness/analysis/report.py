@@ -324,11 +324,13 @@ def _criteria_table(verdicts: pd.DataFrame) -> str:
         return "<p class='na'>No criteria could be judged.</p>"
     rows = []
     for rec in verdicts.to_dict("records"):
-        agrees = rec["agrees"]
+        agrees = rec["agreement"]
         agrees_text = (
             '<span class="na">—</span>'
-            if agrees is None or (isinstance(agrees, float) and math.isnan(agrees))
-            else ("yes" if agrees else '<span class="fail">no</span>')
+            if not isinstance(agrees, str)
+            else {"agrees": "yes", "disagrees": '<span class="fail">no</span>'}.get(
+                agrees, '<span class="na">undetermined</span>'
+            )
         )
         rows.append(
             [
@@ -502,9 +504,11 @@ def _html(
         )
     n_fail = int((verdicts["verdict"] == "fail").sum()) if not verdicts.empty else 0
     n_pass = int((verdicts["verdict"] == "pass").sum()) if not verdicts.empty else 0
-    n_unexpected = (
-        int((verdicts["verdict"] != verdicts["expected"]).sum()) if not verdicts.empty else 0
+    n_undetermined = int((verdicts["verdict"] == "undetermined").sum()) if not verdicts.empty else 0
+    decided = (
+        verdicts[verdicts["verdict"].isin(["pass", "fail"])] if not verdicts.empty else verdicts
     )
+    n_unexpected = int((decided["verdict"] != decided["expected"]).sum()) if len(decided) else 0
     figures_html = "".join(
         f"<figure>{_img(path)}<figcaption>{_e(caption)} <code>{_e(path.name)}</code>"
         "</figcaption></figure>"
@@ -536,16 +540,19 @@ that <code>Parameterization.predict(depth)</code> derives for the run's table (T
 balanced own and passed-through updates (MAX, C5), and a linearization gap ∝ n^(2r−1) (C8,
 leading term; finite widths show subleading terms, so read its local slopes). Local slopes between
 consecutive widths show whether an exponent has settled; a global slope alone can hide
-curvature. A criterion passes when the measured slope is within ±{summary["tolerance"]:g} of its
-target or the target lies inside the interval.</p>
+curvature. A slope <b>agrees</b> with its target when the slope and its whole interval lie
+within ±{summary["tolerance"]:g} of it, <b>disagrees</b> when the whole interval lies outside that
+band, and is <b>undetermined</b> otherwise (an interval that straddles the band, or none: one
+seed); <code>richness.analysis.agreement</code> gives the reason. A criterion passes when
+every layer it covers agrees and fails when one disagrees.</p>
 {"".join(f'<p class="note">{n}</p>' for n in notes)}
 
 <h2>The richness scale: measured ‖Δh‖ exponent against r</h2>
 {_scale_table(fits, step)}
 
 <h2>Criteria verdicts</h2>
-<p>{n_pass} pass, {n_fail} fail; {n_unexpected} differ from what theory expects for that
-parameterization (SP is expected to fail NTC and MAX).</p>
+<p>{n_pass} pass, {n_fail} fail, {n_undetermined} undetermined; {n_unexpected} differ from
+what theory expects for that parameterization (SP is expected to fail NTC and MAX).</p>
 {_criteria_table(verdicts)}
 
 <h2>Figures</h2>

@@ -17,16 +17,17 @@ the run's last steps (the store's "loss" and "test_loss" rows), +inf when it div
 
 and per parameterization the drift is the least-squares slope of x* against log2(width): log2
 units of η0 per doubling of width, fitted on the widest ⌈k/2⌉ + 1 of k widths (all when k ≤ 3;
-the claims' rule, `asymptotic_widths`), with the all-width fit and the local drifts between
-consecutive widths beside it. Intervals are a cluster bootstrap over seeds (the seeds are
-the independent replicates; one resample draws seed ids with replacement for every width and
-grid point at once, and recomputes every x* and the drift), with the small-sample expanded
-percentile levels of `richness.analysis.fits`.
+`richness.analysis.agreement.asymptotic_widths`, the claims' rule), with the all-width fit and
+the local drifts between consecutive widths beside it. Intervals are a cluster bootstrap over
+seeds (the seeds are the independent replicates; one resample draws seed ids with replacement
+for every width and grid point at once, and recomputes every x* and the drift), with the
+small-sample expanded percentile levels of `richness.analysis._stats`.
 
-Verdict per parameterization, with tolerance τ (log2 units per doubling): "stays" when
-|drift| ≤ τ, "drifts" when |drift| > τ and the interval excludes 0, otherwise "inconclusive";
-also "inconclusive" when the optimum of a fitted width sits at the grid's edge (the grid does
-not bracket it).
+Verdict per parameterization, with tolerance τ (log2 units per doubling), the drift judged
+against 0 by `richness.analysis.agreement.agreement`: "stays" when it agrees (the drift and its
+whole interval within ±τ), "drifts" when it disagrees (the whole interval beyond ±τ),
+otherwise "inconclusive" (no interval, or one that straddles ±τ); also "inconclusive" when the
+optimum of a fitted width sits at the grid's edge (the grid does not bracket it).
 Expected: "stays" at r = 1/2 (μP, any gauge), "drifts" for SP; the sweep passes when every
 parameterization with an expectation meets it on the training loss.
 
@@ -42,7 +43,6 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,12 +52,12 @@ import pandas as pd
 from matplotlib.colors import LogNorm
 
 from richness.analysis._frames import run_table
-from richness.analysis.fits import _tail
+from richness.analysis._stats import tail
+from richness.analysis.agreement import agreement, asymptotic_widths
 from richness.analysis.plots import _new_figure, _save, _slug
 
 __all__ = [
     "QUANTITIES",
-    "asymptotic_widths",
     "drift_slope",
     "final_losses",
     "optimal_log2_lr",
@@ -201,26 +201,17 @@ def _seed_mean(cube: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where(blown, np.inf, np.where(n > 0, mean, np.nan))
 
 
-def asymptotic_widths(widths: Sequence[int]) -> list[int]:
-    """The widths the drift is fitted on: the largest ⌈k/2⌉ + 1 of k widths (all when k ≤ 3).
-
-    The rule of the claims' verdicts (`richness.claims._scale.asymptotic_widths`): μTransfer
-    is a statement about wide networks, and the smallest widths carry finite-width transients
-    (the local drifts show them); the all-width fit is reported beside it.
-    """
-    widths = sorted(widths)
-    keep = len(widths) if len(widths) <= 3 else math.ceil(len(widths) / 2) + 1
-    return widths[len(widths) - keep :]
+_TRANSFER: dict[str, Verdict] = {
+    "agrees": "stays",
+    "disagrees": "drifts",
+    "undetermined": "inconclusive",
+}
 
 
 def _verdict(drift: float, low: float, high: float, tolerance: float, edge: bool) -> Verdict:
-    if edge or not math.isfinite(drift):
+    if edge:
         return "inconclusive"
-    if abs(drift) <= tolerance:
-        return "stays"
-    if math.isfinite(low) and math.isfinite(high) and not (low <= 0 <= high):
-        return "drifts"  # without an interval (one seed) a drift is never claimed
-    return "inconclusive"
+    return _TRANSFER[agreement(drift, low, high, 0.0, tolerance)]
 
 
 def _expected(r: float, preset: str | None) -> Verdict | None:
@@ -287,7 +278,7 @@ def transfer_summary(
             drift = float(drift_slope(log2_widths[fit], best[fit]))
             drift_all = float(drift_slope(log2_widths, best))
             rng = np.random.default_rng([seed, zlib.crc32(f"{label}|{quantity}".encode())])
-            low_q = _tail(ci, n_seeds, "expanded")
+            low_q = tail(ci, n_seeds, "expanded")
             if n_boot > 0 and n_seeds >= 2:
                 counts = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=n_boot)
                 boot, _ = optimal_log2_lr(grid, _seed_mean(cube, counts.astype(np.float64)))

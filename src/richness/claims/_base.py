@@ -1,4 +1,8 @@
-"""What every claim shares: the run context, the result record, the verdict rule."""
+"""What every claim shares: the run context and the result record.
+
+Claims judge a fitted exponent against its prediction by `richness.analysis.agreement`, the
+library's one agreement rule.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import pandas as pd
 
 from richness.sweep import Store, config_hash, expand, parse_spec, run_sweep
 
-__all__ = ["ClaimResult", "Context", "within"]
+__all__ = ["ClaimResult", "Context"]
 
 Scale = Literal["quick", "full"]
 
@@ -113,12 +117,3 @@ def _finite(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return _finite(obj.item())
     return obj
-
-
-def within(slope: float, low: float, high: float, predicted: float, tolerance: float) -> bool:
-    """A fitted exponent agrees with its prediction: |slope − predicted| ≤ tolerance.
-
-    The confidence interval is reported next to it but does not widen the tolerance: a claim
-    with few seeds must not pass on a wide interval alone.
-    """
-    return math.isfinite(slope) and abs(slope - predicted) <= tolerance

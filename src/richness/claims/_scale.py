@@ -15,10 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from richness.analysis._frames import predicted_exponent
-from richness.analysis.fits import fit_exponents
+from richness.analysis import fit_exponents
+from richness.analysis._frames import meter_key, predicted_exponent, run_table
+from richness.analysis.agreement import agreement, asymptotic_widths
 from richness.claims._base import Context
-from richness.scaling import richness
+from richness.scaling import predicted_series, richness
 
 __all__ = ["ARCHS", "R_GRID", "arch_names", "scale_runs", "slopes"]
 
@@ -142,17 +143,6 @@ def _expected_points(spec: dict[str, Any]) -> list[float]:
     return list(spec.get("richness") or [])
 
 
-def asymptotic_widths(widths: list[int]) -> list[int]:
-    """The widths a verdict is fitted on: the largest ⌈k/2⌉ + 1 of k widths (all when k ≤ 3).
-
-    The exponents are asymptotic; the smallest widths carry transients (the local slopes show
-    them), so verdicts use the upper half of the grid and report the all-width fit beside it.
-    """
-    widths = sorted(widths)
-    keep = len(widths) if len(widths) <= 3 else math.ceil(len(widths) / 2) + 1
-    return widths[len(widths) - keep :]
-
-
 def slopes(
     arch: str,
     ctx: Context,
@@ -167,7 +157,8 @@ def slopes(
     "slope" (with its seed-bootstrap interval) is fitted on `asymptotic_widths`; "slope_all"
     on every width; "local_slopes" between consecutive widths. The prediction comes from the
     *intended* richness r of the spec (not from what was trained), so a substituted table
-    (Context.substitute) is judged against r.
+    (Context.substitute) is judged against r: `predicted_series` of the table at r for the
+    layers the runs recorded in their identity.
 
     Args:
       layers: "hidden" (ℓ < depth), "output" (ℓ = depth), "all", or "model" (layer "").
@@ -181,9 +172,12 @@ def slopes(
     overall = {(f.label, f.layer): f for f in everything.itertuples()}
     rows = []
     depth = int(fits.depth.iloc[0]) if len(fits) else None
+    done = run_table(runs)
+    names = done.loc[done["status"] == "done", "layers"].iloc[0] if depth else []
     for r in _expected_points(spec):
         p = richness(r, base_width=spec["base_width"], optimizer=ctx.optimizer)
-        pred = p.predict(depth) if depth else None
+        predicted, predicted_init = predicted_series(p, names)
+        intended = {"predicted": predicted, "predicted_init": predicted_init}
         label = ctx.substitute or f"r={r:g}"
         for fit in fits[fits.label == label].itertuples():
             ell = None if fit.ell < 0 else int(fit.ell)
@@ -208,7 +202,7 @@ def slopes(
                 "ci_low": fit.ci_low,
                 "ci_high": fit.ci_high,
                 "slope_all": None if whole is None else whole.slope,
-                "predicted": predicted_exponent(pred, quantity, ell, depth, step),
+                "predicted": predicted_exponent(intended, meter_key(quantity, fit.layer), step),
                 "widths": list(fit.widths),
                 "n_seeds": int(fit.n_seeds),
             }
@@ -219,16 +213,28 @@ def slopes(
 
 
 def judge(rows: list[dict[str, Any]], tolerance: float) -> tuple[bool, float]:
-    """All rows within tolerance (plus their architecture's extra) of their prediction.
+    """Every row agrees with its prediction (`agreement`) at tolerance plus its architecture's
+    extra: the slope and its whole seed-bootstrap interval within ±tolerance.
 
-    Returns (ok, worst |slope − predicted|); each row gets "tolerance" and "pass".
+    Returns (ok, worst |slope − predicted|); each row gets "tolerance", "agreement" and "pass".
+
+    Raises:
+      ValueError: a row without a prediction (a layer the table cannot name).
     """
     worst = 0.0
     ok = bool(rows)
     for row in rows:
+        if not math.isfinite(row["predicted"]):
+            raise ValueError(
+                f"{row['arch']} r={row['r']:g} {row['quantity']}/{row['layer']} has no "
+                "prediction: its layer is not one the table's depth names"
+            )
         gap = abs(row["slope"] - row["predicted"]) if math.isfinite(row["slope"]) else math.inf
         row["tolerance"] = tolerance + ARCHS[row["arch"]].get("extra_tolerance", 0.0)
-        row["pass"] = gap <= row["tolerance"]
+        row["agreement"] = agreement(
+            row["slope"], row["ci_low"], row["ci_high"], row["predicted"], row["tolerance"]
+        )
+        row["pass"] = row["agreement"] == "agrees"
         ok &= row["pass"]
         worst = max(worst, gap)
     return ok, worst

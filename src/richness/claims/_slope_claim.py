@@ -21,8 +21,9 @@ def slope_claim(
 ) -> ClaimResult:
     """Fits `quantity` against width for every architecture, r and measured step after the
     first update (along training: steps 1, 5 and 20 at full scale; the last step only in the
-    reduced form); passes when every fitted exponent is within `tolerance` of the prediction
-    (stated in the result)."""
+    reduced form); passes when every fitted exponent agrees with its prediction at
+    `tolerance` (`richness.analysis.agreement`: the slope and its whole interval within the
+    band; stated in the result)."""
     steps = [s for s in MEASURE[ctx.scale] if s > 0 or include_init]
     if ctx.scale == "quick":  # the reduced form: small widths, where the first step is still
         steps = [s for s in steps if s in (0, steps[-1])]  # transient; judge the last step
@@ -62,7 +63,8 @@ def slope_claim(
             "quantity": quantity,
             "steps": steps,
             "worst_gap": worst,
-            "rule": f"every |slope − predicted| ≤ {tolerance}",
+            "rule": f"every slope and its 95% seed-bootstrap interval within ±{tolerance} of "
+            "predicted (+ the architecture's extra)",
         },
         figures=[figure],
         table=rows,
