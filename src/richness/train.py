@@ -379,7 +379,8 @@ class _Stacked:
         x_probe = data.x_probe.flatten(1) if flattens(config) else data.x_probe
         self._probe = x_probe
         self.last_grads: dict[str, torch.Tensor] = {}
-        self.params0 = {k: v.clone() for k, v in self.params.items()}
+        linear = "lin_gap" in expand_metrics(config.measure.metrics)  # θ0 for lin_gap only
+        self.params0 = {k: v.clone() for k, v in self.params.items()} if linear else {}
         self.meter = Meter.over(self, config.measure.metrics)
 
     def _forward(self, params, buffers, x):

@@ -228,11 +228,16 @@ def capture_layers(modules: dict[str, nn.Module], forward) -> tuple[dict, dict, 
 class _ModuleView:
     """One torch module seen as a stack of M = 1 (`MemberView`), optionally passive."""
 
-    def __init__(self, model: nn.Module, x: torch.Tensor, layers: list[str], passive: bool):
+    def __init__(
+        self, model: nn.Module, x: torch.Tensor, layers: list[str], passive: bool, linear: bool
+    ):
         self.model, self.x, self.layers = model, x, layers
         named = dict(model.named_modules())
         self.modules = {name: named[name] for name in layers}
-        self._params0 = {k: v.detach().clone() for k, v in model.named_parameters()}
+        # θ0 for the linearization (lin_gap) only: a copy of every parameter
+        self._params0 = (
+            {k: v.detach().clone() for k, v in model.named_parameters()} if linear else {}
+        )
         self._param_list = list(model.parameters())
         self._seen: tuple[dict, dict, torch.Tensor] | None = None
         self._seen_version: tuple[int, ...] = ()
@@ -354,7 +359,8 @@ class Meter:
             raise ValueError("the model has no Linear, Conv or Embedding layer to measure")
         self.model = model
         self.x = probe_inputs
-        self._view: MemberView = _ModuleView(model, probe_inputs, list(layers), passive)
+        linear = "lin_gap" in expand_metrics(metrics)
+        self._view: MemberView = _ModuleView(model, probe_inputs, list(layers), passive, linear)
         self._start(metrics, power_iters)
         unit = torch.randn(self._f0.shape[2:], generator=torch.Generator().manual_seed(0))
         self._u = (unit / unit.norm()).to(dtype=self._f0.dtype, device=self._f0.device)
@@ -436,6 +442,8 @@ class Meter:
         if any(m in wanted for m in WEIGHT_METRICS):
             self._weight_metrics(wanted, xin, out)
         if "lin_gap" in wanted:
+            if "lin_gap" not in self.metrics:
+                raise ValueError("lin_gap needs θ0: pass it in metrics= at creation")
             df = _per_example_norm(f - self._f0, 1).mean(-1)
             out["lin_gap"] = _per_example_norm(f - self._view.linearized(), 1).mean(-1) / df
         if "grad_h" in wanted:
