@@ -7,6 +7,7 @@ Covers `richness.sweep.transfer` (spec, expansion, runs) and `richness.analysis.
 import json
 import math
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,12 +23,19 @@ from richness.analysis.transfer import (
 )
 from richness.cli import app
 from richness.sweep import SpecError
+from richness.sweep.spec import OptimizerSpec, SweepSpec
 from richness.sweep.transfer import (
+    TransferOptimizerSpec,
+    TransferSpec,
     expand_transfer,
     load_transfer_spec,
     parse_transfer_spec,
+    run_transfer,
     sweep_specs,
 )
+
+REPO = Path(__file__).resolve().parents[1]
+WIKITEXT = REPO / ".." / "shared" / "data" / "wikitext-2"
 
 TINY = {
     "name": "tiny",
@@ -70,6 +78,14 @@ def _with(**changes):
         ({"tolerance": 0}, "tolerance"),
         ({"model": {"kind": "mlp", "depth": 3, "wdith": 3}}, "model.wdith"),
         ({"lrs": [1]}, "lrs"),
+        ({"loss": "hinge"}, "loss"),
+        ({"data": {"kind": "synthetic"}, "loss": "cross_entropy"}, "loss 'cross_entropy' needs"),
+        ({"optimizer": {"kind": "adamw", "schedule": {"kind": "step"}}}, "schedule.kind"),
+        ({"optimizer": {"schedule": {"warmup_steps": -1}}}, "schedule.warmup_steps"),
+        ({"precision": "bf16", "dtype": "float64"}, "precision 'bf16' needs dtype"),
+        ({"measure": {"metrics": []}}, "measure"),
+        ({"steps": "4"}, "steps"),  # strict types, as in a sweep spec
+        ({"model": {"kind": "hf"}}, "model.architecture"),
     ],
 )
 def test_bad_transfer_specs_name_the_field(changes, needle):
@@ -95,15 +111,72 @@ def test_expansion_is_grid_by_widths_by_points_by_seeds():
     assert all(c.base_width == 8 for c in configs)  # default: the smallest width
 
 
-def test_builtin_transfer_specs_are_valid():
-    specs = sorted(
-        p for p in (files("richness.sweep") / "specs").iterdir() if p.name.startswith("transfer_")
+BUILTIN = sorted(
+    p.name for p in (files("richness.sweep") / "specs").iterdir() if p.name.startswith("transfer_")
+)
+
+
+def test_the_builtin_transfer_specs_include_the_mlp_and_the_llama():
+    assert {"transfer_mlp.yaml", "transfer_llama_wikitext.yaml"} <= set(BUILTIN)
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_builtin_transfer_specs_are_valid(name, monkeypatch):
+    path = files("richness.sweep") / "specs" / name
+    if "wikitext" in name:
+        pytest.importorskip("transformers")
+        if not WIKITEXT.is_dir():
+            pytest.skip(f"no WikiText-2 copy at {WIKITEXT} (the shared data directory is absent)")
+        monkeypatch.chdir(REPO)  # the spec's data paths are relative to the repository root
+    spec = load_transfer_spec(str(path))
+    assert len(spec.widths) >= 3 and len(spec.seeds) >= 2
+    assert len(spec.log2_lr.values()) >= 9
+
+
+def test_every_sweep_field_but_lr_and_measure_is_a_transfer_field():
+    """A field added to sweep specs reaches transfer specs too (loss and schedule once did not)."""
+    assert set(SweepSpec.model_fields) - {"measure"} <= set(TransferSpec.model_fields)
+    assert set(OptimizerSpec.model_fields) - {"lr"} == set(TransferOptimizerSpec.model_fields)
+
+
+LLAMA = {"kind": "hf", "architecture": "llama", "depth": 2, "n_heads": 2}
+SCHEDULE = {"kind": "cosine", "warmup_steps": 1, "final_ratio": 0.1}
+
+
+def test_loss_schedule_precision_and_an_hf_model_pass_through_to_every_run():
+    spec = parse_transfer_spec(
+        _with(
+            model=LLAMA,
+            data={"kind": "chars", "n_train": 32, "n_test": 8, "n_probe": 4, "seq_len": 8},
+            optimizer={"kind": "adamw", "weight_decay": 0.1, "schedule": SCHEDULE},
+            loss="cross_entropy",
+            precision="bf16",
+            center=False,
+        )
     )
-    assert "transfer_mlp.yaml" in {p.name for p in specs}
-    for path in specs:
-        spec = load_transfer_spec(str(path))
-        assert len(spec.widths) >= 3 and len(spec.seeds) >= 2
-        assert len(spec.log2_lr.values()) >= 9
+    configs = expand_transfer(spec)
+    assert len(configs) == 3 * 2 * 2 * 2
+    for config in configs:
+        assert config.loss == "cross_entropy" and config.precision == "bf16" and not config.center
+        assert config.model.kind == "hf" and config.model.architecture == "llama"
+        assert config.model.n_heads == 2 and config.model.depth == 2
+        assert config.train.kind == "adamw" and config.train.weight_decay == 0.1
+        assert config.train.schedule is not None
+        assert config.train.schedule.model_dump() == SCHEDULE
+    assert {c.train.lr for c in configs} == {0.25, 0.5, 1.0}  # the grid is over the peak η0
+
+
+def test_a_transfer_spec_without_the_new_fields_keeps_its_runs_identities():
+    """Stores of transfer sweeps written before loss, precision and schedule existed resume."""
+    from richness.sweep import config_hash
+
+    plain = expand_transfer(parse_transfer_spec(TINY))
+    written = expand_transfer(
+        parse_transfer_spec(
+            _with(loss="mse", precision="full", optimizer={"kind": "sgd", "schedule": None})
+        )
+    )
+    assert [config_hash(c) for c in plain] == [config_hash(c) for c in written]
 
 
 # ------------------------------------------------------------------------------ the estimator
@@ -272,6 +345,49 @@ def test_cli_transfer_writes_json_and_png_and_resumes(tmp_path):
     again = runner.invoke(app, [*args, "--quiet", "--n-boot", "50"])
     assert again.exit_code == 0, again.output
     assert "24 runs: 0 done, 0 diverged, 0 failed, 24 skipped" in again.output
+
+
+def test_a_llama_transfer_with_cross_entropy_and_a_schedule_runs_on_wikitext(tmp_path):
+    """The real-text spec's shape at toy size: HF Llama, AdamW, warmup + cosine, WikiText-2."""
+    pytest.importorskip("transformers")
+    if not WIKITEXT.is_dir():
+        pytest.skip(f"no WikiText-2 copy at {WIKITEXT} (the shared data directory is absent)")
+    spec = parse_transfer_spec(
+        _with(
+            model=LLAMA,
+            data={
+                "kind": "text",
+                "path": str(WIKITEXT / "wiki.valid.txt"),
+                "test_path": str(WIKITEXT / "wiki.test.txt"),
+                "tokenizer": "char",
+                "seq_len": 16,
+                "n_train": 64,
+                "n_test": 16,
+                "n_probe": 4,
+            },
+            widths=[16, 32],
+            seeds=[0],
+            optimizer={"kind": "adamw", "weight_decay": 0.1, "schedule": SCHEDULE},
+            log2_lr={"low": -10, "high": -6, "step": 2},
+            loss="cross_entropy",
+            center=False,
+        )
+    )
+    db = tmp_path / "t.sqlite"
+    counts = run_transfer(spec, db, workers=1, progress=False)
+    assert (counts["total"], counts["done"], counts["failed"]) == (12, 12, 0)
+    from richness.analysis.transfer import final_losses
+    from richness.sweep import Store, config_hash
+
+    store = Store(db)
+    ids = [config_hash(c) for c in expand_transfer(spec)]
+    table = final_losses(store.runs(), store.metrics(quantity=["loss", "test_loss"], run_ids=ids))
+    assert len(table) == 12 and table["loss"].notna().all() and table["test_loss"].notna().all()
+    assert table["loss"].between(0, 10).all()  # cross-entropy in nats: about ln V = 4.8 at most
+    summary = transfer_summary(table, n_boot=0)
+    assert {d["label"] for d in summary["drifts"]} == {"mup", "sp"}
+    assert all(d["ci_low"] is None for d in summary["drifts"])  # one seed: no interval
+    assert run_transfer(spec, db, workers=1, progress=False)["skipped"] == 12  # resumes
 
 
 def test_cli_transfer_bad_inputs_exit_nonzero_with_a_reason(tmp_path):

@@ -2,8 +2,10 @@
 
 A transfer spec is a sweep spec (`richness.sweep.spec`) whose optimizer has no `lr`: it sweeps
 η0 = 2^x over `log2_lr` (low, high, step) instead, at every width, parameterization and seed,
-and records only the losses of the last `average_last` steps (no Meter metrics). It expands to
-one `SweepSpec` per grid point, run by the ordinary runner into one store, so a transfer sweep
+and records only the losses of the last `average_last` steps (no Meter metrics). Every other
+field is a sweep spec's, with its meaning and validation (the loss, the precision, the model of
+any kind, the data of any kind, the optimizer's schedule): it expands to one `SweepSpec` per
+grid point, run by the ordinary runner into one store, so a transfer sweep
 resumes like any sweep: a second invocation skips every finished run. Runs are keyed by their
 own config, not by the grid, so widening or refining `log2_lr` later reuses every finished
 grid point. The analysis (optimal η0 per width, its drift, the verdict) is
@@ -22,6 +24,9 @@ grid point. The analysis (optimal η0 per width, its drift, the verdict) is
     batch_size: 128
     average_last: 20
 
+A schedule multiplies η0 over the steps (`optimizer: {kind: adamw, schedule: {kind: cosine,
+warmup_steps: 20, final_ratio: 0.1}}`); the grid is over the peak η0.
+
 Measures: THEORY.md §5, μTransfer.
 """
 
@@ -36,9 +41,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from richness.sweep.spec import (
     DataSpec,
     ModelSpec,
+    ScheduleSpec,
     SpecError,
     SweepSpec,
-    _Strict,
+    _Typed,
     expand,
     read_yaml,
 )
@@ -54,7 +60,7 @@ __all__ = [
 ]
 
 
-class LrGrid(_Strict):
+class LrGrid(_Typed):
     """The base learning rates η0 = 2^x, x = low, low + step, ..., high (log2 units)."""
 
     low: float = Field(..., description="log2 of the smallest η0")
@@ -76,16 +82,20 @@ class LrGrid(_Strict):
         return [round(self.low + k * self.step, 9) for k in range(count)]
 
 
-class TransferOptimizerSpec(_Strict):
-    """The optimizer, without `lr`: the transfer sweep sets η0 from `log2_lr`."""
+class TransferOptimizerSpec(_Typed):
+    """A sweep's optimizer (`richness.sweep.spec.OptimizerSpec`) without `lr`: the transfer
+    sweep sets η0 from `log2_lr`; a schedule scales every grid point's η0 alike."""
 
     kind: Literal["sgd", "adam", "adamw"] = "sgd"
     momentum: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
+    schedule: ScheduleSpec | None = Field(None, description="None: η0 at every step")
 
 
-class TransferSpec(_Strict):
-    """A μTransfer sweep; the fields shared with `SweepSpec` mean the same and validate alike."""
+class TransferSpec(_Typed):
+    """A μTransfer sweep; the fields shared with `SweepSpec` mean the same and validate alike
+    (each grid point is validated as a `SweepSpec`): every field of a sweep spec but
+    `optimizer.lr` (here `log2_lr`) and `measure` (here the last `average_last` steps' losses)."""
 
     name: str = Field("transfer", min_length=1)
     model: ModelSpec = ModelSpec()
@@ -104,6 +114,9 @@ class TransferSpec(_Strict):
     steps: int = Field(300, ge=1, description="optimizer steps per run")
     batch_size: int | None = Field(None, ge=1, description="None: full batch")
     center: bool = True
+    loss: Literal["mse", "cross_entropy"] = Field(
+        "mse", description="½‖f − y‖², or cross-entropy on classes / next tokens (per position)"
+    )
     average_last: int = Field(
         10, ge=1, description="final loss = mean of the losses of the last k steps"
     )
@@ -111,6 +124,9 @@ class TransferSpec(_Strict):
         0.25, gt=0, description="largest |drift| (log2 η0 per doubling) counted as 'stays'"
     )
     dtype: Literal["float32", "float64"] = "float32"
+    precision: Literal["full", "bf16"] = Field(
+        "full", description="bf16: bfloat16 matmuls in training (train.autocast), float32 rest"
+    )
     device: Literal["cpu", "cuda"] = "cpu"
     loss_bound: float = Field(1e3, gt=0, description="a loss above this marks the run diverged")
 
