@@ -31,6 +31,8 @@ CLAIMS: dict[str, str] = {
     "C11": "c11_rescaling",
     "C12": "c12_kernel_limit",
     "C13": "c13_practical",
+    "C15": "c15_second_order",
+    "C16": "c16_useful_updates",
     "C21": "c21_rich_limit",
     "C22": "c22_transition",
 }
