@@ -33,6 +33,7 @@ CLAIMS: dict[str, str] = {
     "C13": "c13_practical",
     "C15": "c15_second_order",
     "C16": "c16_useful_updates",
+    "C19": "c19_kernel_regression",
     "C21": "c21_rich_limit",
     "C22": "c22_transition",
 }

@@ -199,7 +199,7 @@ def _run(ctx: Context) -> ClaimResult:
         slope = {}
         for a, r in enumerate(R_GRID):
             s, low, high = seed_slope(widths, so[a])
-            g_s = seed_slope(widths, gap[a], n_boot=0)[0] if np.all(gap[a] > 0) else float("nan")
+            g_s = seed_slope(widths, gap[a], n_boot=20)[0] if np.all(gap[a] > 0) else float("nan")
             slope[r] = s
             leading = agreement(s, low, high, 2 * r - 1, RULE["r0_tolerance"])
             fits[f"{arch} r={r:g}"] = {
