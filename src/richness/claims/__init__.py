@@ -34,6 +34,7 @@ CLAIMS: dict[str, str] = {
     "C15": "c15_second_order",
     "C16": "c16_useful_updates",
     "C19": "c19_kernel_regression",
+    "C20": "c20_sharpening",
     "C21": "c21_rich_limit",
     "C22": "c22_transition",
 }
