@@ -332,31 +332,57 @@ def check(
     ] = None,
     gauge: Annotated[str | None, typer.Option(help="stp, mup or rescaling")] = None,
     base_width: Annotated[float | None, typer.Option(help="base width n0")] = None,
-    steps: Annotated[int, typer.Option(help="SGD steps")] = 3,
-    lr: Annotated[float, typer.Option(help="base learning rate η0")] = 0.05,
+    steps: Annotated[int, typer.Option(help="optimizer steps")] = 3,
+    lr: Annotated[
+        float | None, typer.Option(help="base learning rate η0 (default: a stable one, chosen)")
+    ] = None,
+    optimizer_kind: Annotated[str, typer.Option("--optimizer", help="sgd, adam or adamw")] = "sgd",
+    loss: Annotated[str, typer.Option(help="mse or cross_entropy")] = "mse",
+    data: Annotated[
+        str | None,
+        typer.Option(help="'module:function' returning a batch x or (x, y) of your data"),
+    ] = None,
     seeds: Annotated[int, typer.Option(help="seeds per width")] = 3,
     input_shape: Annotated[
         str | None, typer.Option(help="one input's shape, e.g. 3,32,32 (default: d_in)")
     ] = None,
 ) -> None:
     """Coordinate check of your model: fitted width exponents against the theory."""
-    from richness.coordcheck import coord_check, load_factory
+    from richness.coordcheck import UnstableError, coord_check, load_factory
 
     try:
         make = load_factory(factory)
+        batch = load_factory(data) if data else None
         width_list = [int(w) for w in widths.split(",") if w.strip()]
         shape = [int(s) for s in input_shape.split(",")] if input_shape else None
+        if loss not in ("mse", "cross_entropy"):
+            raise ValueError(f"--loss={loss!r} is not one of 'mse', 'cross_entropy'")
         p = None
         if r is not None or preset_name is not None:
-            p = _table_for(r, preset_name, gauge, 1.0, "sgd", base_width)
+            family = "sgd" if optimizer_kind == "sgd" else "adam"
+            p = _table_for(r, preset_name, gauge, 1.0, family, base_width)
         if steps < 1 or seeds < 1:
             raise ValueError(f"--steps={steps} and --seeds={seeds} must be ≥ 1")
         _, _, fits = coord_check(
-            make, width_list, p=p, steps=steps, lr=lr, seeds=range(seeds), input_shape=shape
+            make,
+            width_list,
+            p=p,
+            steps=steps,
+            lr=lr,
+            optimizer_kind=optimizer_kind,
+            loss=loss,
+            data=batch,
+            seeds=range(seeds),
+            input_shape=shape,
         )
+    except UnstableError as err:
+        console.print(str(err))
+        raise typer.Exit(1) from None
     except ValueError as err:
         _fail(str(err))
     what = "as given (one learning rate)" if p is None else p.name
+    how = "chosen: stable at the smallest width" if fits.attrs["lr_chosen"] else "given"
+    console.print(f"lr {fits.attrs['lr']:g} ({how}), {optimizer_kind}, {loss}")
     table = Table(title=f"coordinate check of {factory}: {what}, widths {widths}, step {steps}")
     for col in ("quantity", "layer", "slope", "95% CI", "expected", "verdict"):
         table.add_column(col)
@@ -437,7 +463,9 @@ def meter(
 
 @app.command()
 def reproduce(
-    claim: Annotated[str, typer.Argument(help="C1 … C13, several separated by commas, or 'all'")],
+    claim: Annotated[
+        str | None, typer.Argument(help="C1 … C13, several separated by commas, or 'all'")
+    ] = None,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("reproduction"),
     scale: Annotated[str, typer.Option(help="full (the docs) or quick (seconds)")] = "full",
     markdown: Annotated[
@@ -456,16 +484,36 @@ def reproduce(
     max_width: Annotated[
         int | None, typer.Option(help="run the scale experiment only at widths ≤ this")
     ] = None,
+    rules: Annotated[
+        bool,
+        typer.Option(
+            "--rules", help="print the verdict rules (of CLAIM, or all) as JSON and exit"
+        ),
+    ] = False,
 ) -> None:
     """Run claims of THEORY.md §4; write OUT/claims.json, figures and a markdown write-up."""
     import shlex
     import sys
 
+    if rules:
+        import json
+
+        from richness.claims.rules import RULES, rules_json
+
+        wanted = None if claim in (None, "all") else [c.strip().upper() for c in claim.split(",")]
+        unknown = [c for c in wanted or [] if c not in RULES]
+        if unknown:
+            _fail(f"no rule for {unknown}; claims with rules: {list(RULES)}")
+        print(json.dumps(rules_json(wanted), indent=2, ensure_ascii=False))
+        return
+    if claim is None:
+        _fail("give the claims to run (C1 … C13, comma-separated, or 'all'), or --rules")
+
     from richness.claims import reproduce as run_claims
     from richness.claims._base import Context
     from richness.claims._summary import richness_scale_figure, write_markdown
 
-    ids = [c.strip() for c in claim.split(",") if c.strip()]
+    ids = [c.strip() for c in claim.split(",") if c.strip()]  # type: ignore[union-attr]
     arch_list = None if archs is None else [a.strip() for a in archs.split(",") if a.strip()]
     try:
         results = run_claims(
