@@ -90,7 +90,12 @@ class Context:
 
 @dataclass
 class ClaimResult:
-    """One claim's verdict (DESIGN.md claims.json record) plus its tables and figures."""
+    """One claim's verdict (DESIGN.md claims.json record) plus its tables and figures.
+
+    `rule` is the rule it was judged by (`richness.claims.rules`, with its version and
+    history); `first_rule_verdict` the verdict of the same runs under the claim's first rule
+    where that rule was changed after its data were seen and can be applied to these runs.
+    """
 
     claim: str
     title: str
@@ -101,6 +106,14 @@ class ClaimResult:
     details: dict[str, Any] = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)
     table: list[dict[str, Any]] = field(default_factory=list)
+    rule: dict[str, Any] = field(default_factory=dict)
+    first_rule_verdict: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.rule:  # the rule it was judged by (richness.claims.rules)
+            from richness.claims.rules import RULES, rule_of
+
+            self.rule = rule_of(self.claim) if self.claim in RULES else {}
 
     def to_json(self) -> dict[str, Any]:
         return _finite(asdict(self))

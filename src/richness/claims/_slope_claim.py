@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import width_figure
-from richness.claims._scale import MEASURE, arch_names, judge, scale_runs, slopes
+from richness.claims._scale import arch_names, first_rule_verdict, judge, scale_runs, slopes
+from richness.claims.rules import rule_of
 
-__all__ = ["slope_claim"]
+__all__ = ["control_summary", "slope_claim"]
 
 
-def slope_claim(
-    ctx: Context,
-    claim: str,
-    title: str,
-    quantity: str,
-    *,
-    layers: str,
-    tolerance: float,
-    include_init: bool = False,
-) -> ClaimResult:
-    """Fits `quantity` against width for every architecture, r and measured step after the
-    first update (along training: steps 1, 5 and 20 at full scale; the last step only in the
-    reduced form); passes when every fitted exponent agrees with its prediction at
-    `tolerance` (`richness.analysis.agreement`: the slope and its whole interval within the
-    band; stated in the result)."""
-    steps = [s for s in MEASURE[ctx.scale] if s > 0 or include_init]
-    if ctx.scale == "quick":  # the reduced form: small widths, where the first step is still
-        steps = [s for s in steps if s in (0, steps[-1])]  # transient; judge the last step
+def slope_claim(ctx: Context, claim: str, title: str) -> ClaimResult:
+    """Fits the rule's quantity against width for every architecture, r and step of the rule
+    (`richness.claims.rules`: steps 1, 5 and 20 at full scale, the last step only in the
+    reduced form); passes when every fitted exponent agrees with its prediction
+    (`richness.analysis.agreement`: the slope and its whole interval within the band) and,
+    where the rule names a negative control, the control fails with a disagreeing row."""
+    rule = rule_of(claim)
+    quantity, layers = rule["quantity"], rule["layers"]
+    steps = list(rule["steps"][ctx.scale])
     step = steps[-1]  # the figure shows the last one
     rows = []
     panels = []
@@ -50,7 +45,23 @@ def slope_claim(
                 "predicted": predicted,
             }
         )
-    ok, worst = judge(rows, tolerance)
+    ok, worst = judge(rows, rule)
+    details: dict[str, Any] = {
+        "quantity": quantity,
+        "steps": steps,
+        "worst_gap": worst,
+        "rule": f"every slope and its seed-bootstrap interval within ±{rule['tolerance']} of "
+        "predicted (+ the architecture's allowance, CNN +0.05); fitted on the upper widths",
+    }
+    control = rule.get("negative_control")
+    if control and not ctx.substitute:
+        swapped = dataclasses.replace(ctx, substitute=control["trained"])
+        control_rows = []
+        for arch in arch_names(ctx):
+            control_rows += slopes(arch, swapped, quantity, step, layers=layers)
+        details["negative_control"] = control_summary(control_rows, rule)
+        if control.get("required", True):
+            ok &= details["negative_control"]["fails_as_required"]
     figure = width_figure(ctx.out / f"{claim}.png", f"{claim}: {title}", panels)
     return ClaimResult(
         claim=claim,
@@ -58,17 +69,28 @@ def slope_claim(
         verdict="pass" if ok else "fail",
         measured={_key(r): round(r["slope"], 4) for r in rows},
         predicted={_key(r): r["predicted"] for r in rows},
-        tolerance=tolerance,
-        details={
-            "quantity": quantity,
-            "steps": steps,
-            "worst_gap": worst,
-            "rule": f"every slope and its 95% seed-bootstrap interval within ±{tolerance} of "
-            "predicted (+ the architecture's extra)",
-        },
+        tolerance=rule["tolerance"],
+        details=details,
         figures=[figure],
         table=rows,
+        rule=rule,
+        first_rule_verdict=first_rule_verdict(rows, rule),
     )
+
+
+def control_summary(rows: list[dict[str, Any]], rule: dict[str, Any]) -> dict[str, Any]:
+    """Judges a negative control's rows by the claim's rule: it must fail with a row that
+    disagrees. Returns its verdict, counts and compact rows."""
+    ok, _ = judge(rows, rule)
+    disagree = sum(row["agreement"] == "disagrees" for row in rows)
+    keys = ("arch", "r", "trained", "layer", "step", "slope", "ci_low", "ci_high", "predicted")
+    return {
+        **rule["negative_control"],
+        "verdict": "pass" if ok else "fail",
+        "disagreeing_rows": disagree,
+        "fails_as_required": (not ok) and disagree > 0,
+        "table": [{k: row.get(k) for k in (*keys, "agreement")} for row in rows],
+    }
 
 
 def _key(row: dict) -> str:

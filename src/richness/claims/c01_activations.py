@@ -1,7 +1,9 @@
 """C1 (THEORY.md §4): RMS coordinate of every hidden h_ℓ stays Θ(1).
 
 Measures: C1, the width exponent of "h_rms" on the scale experiment (linear net, deep ReLU MLP,
-CNN; r on a grid in [0, 1/2]; several seeds), judged against `Parameterization.predict`.
+CNN; r on a grid in [0, 1/2]; several seeds), judged against `Parameterization.predict`
+by the rule in
+`richness.claims.rules`.
 """
 
 from richness.claims._base import ClaimResult, Context
@@ -12,7 +14,5 @@ TITLE = "RMS coordinate of every hidden h_ℓ stays Θ(1)"
 
 
 def run(ctx: Context) -> ClaimResult:
-    """Runs (or reads back) the experiment and returns the verdict (tolerance 0.1)."""
-    return slope_claim(
-        ctx, CLAIM, TITLE, "h_rms", layers="hidden", tolerance=0.1, include_init=True
-    )
+    """Runs (or reads back) the experiment and returns the verdict (rule: richness.claims.rules)."""
+    return slope_claim(ctx, CLAIM, TITLE)

@@ -1,7 +1,9 @@
 """C7 (THEORY.md §4): backward signals ‖∂f/∂h_ℓ‖ ~ n^{−r}, bounded as training goes on.
 
 Measures: C7, the width exponent of "grad_h" on the scale experiment (linear net, deep ReLU MLP,
-CNN; r on a grid in [0, 1/2]; several seeds), judged against `Parameterization.predict`.
+CNN; r on a grid in [0, 1/2]; several seeds), judged against `Parameterization.predict`
+by the rule in
+`richness.claims.rules`.
 """
 
 from richness.claims._base import ClaimResult, Context
@@ -12,5 +14,5 @@ TITLE = "backward signals ‖∂f/∂h_ℓ‖ ~ n^{−r}, bounded as training go
 
 
 def run(ctx: Context) -> ClaimResult:
-    """Runs (or reads back) the experiment and returns the verdict (tolerance 0.1)."""
-    return slope_claim(ctx, CLAIM, TITLE, "grad_h", layers="hidden", tolerance=0.1)
+    """Runs (or reads back) the experiment and returns the verdict (rule: richness.claims.rules)."""
+    return slope_claim(ctx, CLAIM, TITLE)

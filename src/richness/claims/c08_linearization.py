@@ -19,20 +19,25 @@ import itertools
 
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import width_figure
-from richness.claims._scale import ARCHS, MEASURE, arch_names, scale_runs, slopes
+from richness.claims._scale import ARCHS, arch_names, scale_runs, slopes
+from richness.claims.rules import rule_of
 
 CLAIM = "C8"
-TITLE = "lazy iff linearized: ‖f − f_lin‖/‖Δf‖ ~ n^{2r−1}"
-SLACK = 0.05
-TOL_SMOOTH = 0.15
-TOL_ABOVE = 0.15
-FLOOR_RICH = -0.5
+TITLE = "lazy iff linearized: ‖f − f_lin‖/‖Δf‖ ~ n^{2r−1} (the linear net; ReLU nets: kink term)"
 
 
 def run(ctx: Context) -> ClaimResult:
     """Runs (or reads back) the experiment and returns the verdict (rules in the docstring)."""
-    step = MEASURE[ctx.scale][-1]
-    rows, panels, checks = [], [], {}
+    rule = rule_of(CLAIM)
+    tol = rule["tolerance"]
+    SLACK, TOL_SMOOTH, TOL_ABOVE, FLOOR_RICH = (
+        tol["rises_slack"],
+        tol["smooth_r0"],
+        tol["above"],
+        tol["rich_floor"],
+    )
+    step = rule["steps"][ctx.scale][-1]
+    rows, panels, checks, first = [], [], {}, []
     for arch in arch_names(ctx):
         arch_rows = sorted(
             slopes(arch, ctx, "lin_gap", step, layers="model", with_local=True),
@@ -53,6 +58,15 @@ def run(ctx: Context) -> ClaimResult:
             )
             rich = [row["slope"] for row in arch_rows if row["r"] == 0.5]
             checks[f"{arch}: r=1/2 at or above {FLOOR_RICH}"] = bool(rich) and rich[0] >= FLOOR_RICH
+        # the first rule (8f1486a): every width, 2r − 1 + slack for every architecture, rules
+        # 3 and 4 at both scales
+        first.append(
+            all(
+                (row["slope_all"] if row["slope_all"] is not None else row["slope"])
+                <= row["predicted"] + TOL_ABOVE
+                for row in arch_rows
+            )
+        )
         if arch == "linear":
             lazy = [row["slope"] for row in arch_rows if row["r"] == 0.0]
             checks["linear: r=0 within 0.15 of −1"] = bool(lazy) and abs(lazy[0] + 1) <= TOL_SMOOTH
@@ -70,19 +84,17 @@ def run(ctx: Context) -> ClaimResult:
         )
     figure = width_figure(ctx.out / f"{CLAIM}.png", f"{CLAIM}: {TITLE}", panels)
     ok = all(checks.values())
+    first_ok = ok and all(first)
     return ClaimResult(
         claim=CLAIM,
         title=TITLE,
         verdict="pass" if ok else "fail",
         measured={f"{r['arch']} r={r['r']:g}": round(r["slope"], 4) for r in rows},
         predicted={f"{r['arch']} r={r['r']:g}": r["predicted"] for r in rows},
-        tolerance={
-            "rises_slack": SLACK,
-            "smooth_r0": TOL_SMOOTH,
-            "above": TOL_ABOVE,
-            "rich_floor": FLOOR_RICH,
-        },
-        details={"checks": checks, "step": step},
+        tolerance=tol,
+        details={"checks": checks, "step": step, "scope": rule["scope"]},
         figures=[figure],
         table=rows,
+        rule=rule,
+        first_rule_verdict="pass" if first_ok else "fail",
     )

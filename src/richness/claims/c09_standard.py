@@ -12,16 +12,17 @@ from richness.analysis.fits import fit_exponents
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import width_figure
 from richness.claims._scale import scale_spec
+from richness.claims.rules import rule_of
 from richness.scaling import preset
 
 CLAIM = "C9"
 TITLE = "SP at a fixed learning rate: ‖Δf‖ grows with width"
-SP_FLOOR = 0.5
-TOL = 0.15
 
 
 def run(ctx: Context) -> ClaimResult:
     """Runs (or reads back) the experiment and returns the verdict."""
+    rule = rule_of(CLAIM)
+    SP_FLOOR, TOL = rule["tolerance"]["sp_at_least"], rule["tolerance"]["ntp_mup"]
     spec = scale_spec(
         "mlp",
         ctx,
@@ -46,11 +47,15 @@ def run(ctx: Context) -> ClaimResult:
             }
         )
     by = {row["preset"]: row for row in rows}
-    ok = (
-        set(by) == {"sp", "ntp", "mup"}
-        and by["sp"]["slope"] >= SP_FLOOR
-        and all(abs(by[name]["slope"]) <= TOL for name in ("ntp", "mup"))
-    )
+
+    def holds(tol: float) -> bool:
+        return (
+            set(by) == {"sp", "ntp", "mup"}
+            and by["sp"]["slope"] >= SP_FLOOR
+            and all(abs(by[name]["slope"]) <= tol for name in ("ntp", "mup"))
+        )
+
+    ok = holds(TOL)
     figure = width_figure(
         ctx.out / f"{CLAIM}.png",
         f"{CLAIM}: {TITLE}",
@@ -76,4 +81,6 @@ def run(ctx: Context) -> ClaimResult:
         details={"lr": spec["optimizer"]["lr"], "widths": spec["widths"]},
         figures=[figure],
         table=rows,
+        rule=rule,
+        first_rule_verdict="pass" if holds(rule["first_rule"]["ntp_mup"]) else "fail",
     )

@@ -27,12 +27,14 @@ import numpy as np
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import plt, save_claim_figure
 from richness.claims._scale import ARCHS
+from richness.claims.rules import rule_of
 
 CLAIM = "C11"
 TITLE = "rescaling by γ at fixed width reproduces width scaling at matching α"
-TOL_DH = 0.1
-GAP_RANGE = (0.9, 2.1)
-AGREE_DH, AGREE_GAP = 0.15, 1.5
+_TOL = rule_of(CLAIM)["tolerance"]  # richness.claims.rules
+TOL_DH = _TOL["dh_slope"]
+GAP_RANGE = tuple(_TOL["gap_slope_range"])
+AGREE_DH, AGREE_GAP = _TOL["dh_agree"], _TOL["gap_agree_factor"]
 
 
 def _curves(runs, metrics, step, alpha_of):

@@ -51,6 +51,7 @@ from richness.analysis.agreement import agreement
 from richness.build import build_model
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import plt, save_claim_figure
+from richness.claims.rules import rule_of
 from richness.data import Dataset, load_dataset
 from richness.measure import empirical_ntk, infinite_ntk
 from richness.nn import optimizer, parameterize
@@ -61,9 +62,10 @@ __all__ = ["CLAIM", "TITLE", "run"]
 
 CLAIM = "C12"
 TITLE = "r = 0: network predictions converge to infinite-width NTK regression"
-PREDICTED = -0.5
-TOL = 0.2
-BOUND = {"quick": 0.3, "full": 0.15}
+_RULE = rule_of(CLAIM)  # richness.claims.rules
+PREDICTED = _RULE["predicted"]
+TOL = _RULE["tolerance"]["slope"]
+BOUND = _RULE["tolerance"]["distance_at_largest"]
 # quick starts at 128: at n = 64 the distance (≈ 0.8) is not yet in the n^{−1/2} regime
 WIDTHS = {"quick": [128, 256, 512], "full": [128, 256, 512, 1024, 2048, 4096]}
 SEEDS = {"quick": [0, 1], "full": [0, 1, 2, 3]}

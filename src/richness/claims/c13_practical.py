@@ -54,6 +54,7 @@ import pandas as pd
 
 from richness.claims._base import ClaimResult, Context
 from richness.claims._figures import plt, save_claim_figure
+from richness.claims.rules import rule_of
 
 __all__ = ["CLAIM", "TITLE", "family_spread", "run"]
 
@@ -64,9 +65,10 @@ LR = 3.2
 MOMENTUM = 0.9
 BATCH = 64
 DEPTH = 4
-TOL_FAMILY = {"lazy": 0.02, "rich": 0.25}
-RATIO_LOSS = 0.8
-RATIO_DH = 1.5
+_TOL = rule_of(CLAIM)["tolerance"]  # richness.claims.rules
+TOL_FAMILY = _TOL["family_spread"]
+RATIO_LOSS = _TOL["rich_over_lazy_loss_at_most"]
+RATIO_DH = _TOL["rich_over_lazy_rel_dh_at_least"]
 WIDTHS = {"quick": [16, 32], "full": [32, 64, 128]}
 SEEDS = {"quick": [0], "full": [0, 1, 2]}
 STEPS = {"quick": 100, "full": 300}
