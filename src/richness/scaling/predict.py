@@ -17,6 +17,29 @@ MAX ratio (C5) ~ n^{own − pass}, UUC: δ_ℓ·Δh_ℓ ~ n^{b_ℓ + d_ℓ + [�
 Linearization gap relative to ‖Δf‖ (C8, leading term): ‖Δh‖²/n = n^{2r−1}.
 Gradient of the raw weight, ∂L/∂W_ℓ = g_ℓ · δ_ℓ h_{ℓ−1}ᵀ: coordinates ~ n^{m_ℓ + b_ℓ + a_{ℓ−1}}
 with m_ℓ the exponent of g_ℓ; this sets Adam's ε (THEORY.md §3, Adam symmetry; docs/adam.md).
+
+Weight updates per layer (issue 14's C14; THEORY.md §3 tables, §4 C5–C6). One SGD step moves
+the effective weight by ΔW̃_ℓ = −η_ℓg_ℓ² Σ_batch δ_ℓ h_{ℓ−1}ᵀ: a sum of B (fixed) outer products
+of δ_ℓ (coordinates n^{b_ℓ}) and h_{ℓ−1} (n^{a_{ℓ−1}}), so
+  an entry ("dW_entry/ℓ"):  u_ℓ = λ_ℓ + b_ℓ + a_{ℓ−1}  (Adam's sign-like first step: u_ℓ = λ_ℓ);
+  ‖ΔW̃_ℓ‖_F and ‖ΔW̃_ℓ‖_op ("dW_norm/ℓ"):  u_ℓ + (f_ℓ + o_ℓ)/2,
+with o_ℓ = 1 when the fan-out grows with n (input, hidden) else 0: the matrix has rank ≤ B, so
+its Frobenius and operator norms agree up to a width-independent factor, and both are an entry
+times √(fan_in·fan_out). (For Adam, dW_norm assumes the sign update stays low-rank-coherent.)
+In the STP table at richness r (any gauge: these are effective weights) this gives entries
+n^{(r−1/2, r−3/2, −1)} and norms n^{(r, r−1/2, −1/2)} for (input, hidden, output); consistent
+with C6: ‖ΔW̃_ℓ h_{ℓ−1}‖ = ‖ΔW̃_ℓ‖_op‖h_{ℓ−1}‖ (aligned) = n^{r}, n^{r−1/2+1/2}, n^{−1/2+1/2}.
+
+Attention (THEORY.md §5 "Transformers"; `attention_exponents`): q and k are hidden-role
+projections, but their backward signal is not a hidden layer's. With a logit scale c ~ n^{e_c}
+(d_head ∝ n), s_ij = c·q_i·k_j. At init q_i and k_j are independent, so q·k is an incoherent
+sum of d_head terms (~ n^{1/2}); ∂L/∂A_ij = δo_i·v_j is likewise incoherent (δo from the
+downstream weights, v_j = W_v x_j: independent), ~ n^{b_h + 1/2}; the softmax Jacobian is Θ(1)
+while the logits are O(1); and δq_i = c Σ_j ∂L/∂s_ij k_j sums T (fixed) keys, so
+b_q = e_c + b_h + 1/2 = b_h + (e_c + 1/2): smaller than a hidden layer's b_h by n^{e_c+1/2}
+(n^{−r} on the scale, e_c = −1/2 − r). Hence own_q = own_h + e_c + 1/2, pass_q = pass_h (W_q
+against the change of the block input), ‖Δq‖ ~ n^{max(own_q, pass_q) + 1/2} = n^r when the
+block input moves maximally, and max_ratio_q ~ n^{e_c + 1/2} = n^{−r}. The same for k.
 """
 
 from __future__ import annotations
@@ -25,7 +48,13 @@ from dataclasses import dataclass
 
 from richness.scaling.parameterization import Parameterization
 
-__all__ = ["Criterion", "criteria", "predict_exponents", "weight_gradient_exponents"]
+__all__ = [
+    "Criterion",
+    "attention_exponents",
+    "criteria",
+    "predict_exponents",
+    "weight_gradient_exponents",
+]
 
 _TOL = 1e-9
 
@@ -50,7 +79,11 @@ def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
       "dh_rms/ℓ" are ‖Δf‖'s exponent and "h_rms/ℓ" that of f after training, max(f0, Δf).
       Summaries: "h_rms" (largest |exponent|), "dh" (the richness r: largest hidden ‖Δh‖
       exponent), "f0" (C3), "df" (C4), "max_ratio" (largest |exponent|), "align" (C6, 0),
-      "lin_gap" (C8, 2·dh − 1, relative to ‖Δf‖).
+      "lin_gap" (C8, 2·dh − 1, relative to ‖Δf‖). Per layer ℓ = 1..depth: "dW_entry/ℓ" (an
+      entry of the effective weight's update ΔW̃_ℓ, i.e. ‖ΔW̃_ℓ‖_F/√(fan_in·fan_out)) and
+      "dW_norm/ℓ" (‖ΔW̃_ℓ‖_F and ‖ΔW̃_ℓ‖_op, which share one exponent), derived in the module
+      docstring (issue 14's C14). They are not Meter keys (the Meter's are "dW_fro", "dW_op"),
+      so `predicted_series` does not file them with runs; C14 maps them itself.
     """
     roles = _layer_roles(depth)
     adam = p.optimizer == "adam"
@@ -84,6 +117,12 @@ def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
     for ell in range(1, n_layers + 1):
         hidden = 1.0 if ell < n_layers else 0.0
         out[f"uuc/{ell}"] = b[ell] + d[ell] + hidden
+    for ell in range(1, n_layers + 1):
+        i = ell - 1
+        entry = lam[i] if adam else lam[i] + b[ell] + a[ell - 1]
+        fan_out = 1.0 if ell < n_layers else 0.0  # the readout's fan-out is fixed
+        out[f"dW_entry/{ell}"] = entry
+        out[f"dW_norm/{ell}"] = entry + (fan[i] + fan_out) / 2
     dh = max(out[f"dh/{ell}"] for ell in range(1, n_layers))
     out["h_rms"] = max((a[ell] for ell in range(1, n_layers)), key=abs)
     out["dh"] = dh
@@ -144,6 +183,49 @@ def weight_gradient_exponents(p: Parameterization, depth: int = 3) -> dict[str, 
         out[f"grad_w/{ell}"] = value
         out.setdefault(f"grad_w/{role}", value)
     return out
+
+
+def attention_exponents(p: Parameterization) -> dict[str, float]:
+    """Predicted width exponents of an attention block's q and k projections (d_head ∝ n).
+
+    Derived in the module docstring ("Attention"): the logit's backward signal is an incoherent
+    sum at init, so q's and k's backward signal is n^{e_c + 1/2} smaller than a generic hidden
+    layer's (e_c: the logit scale's exponent, that of the output layer's g·σ, as
+    `richness.nn.transformer.attention_scale` sets it).
+
+    Args:
+      p: the table (SGD).
+
+    Returns:
+      {"logit": exponent of a logit at init, "grad_h/q": of ‖∂L/∂q‖ (a hidden layer's is
+      "grad_h_hidden"), "own/q": of ‖ΔW_q x‖, "pass/q": of ‖W_q Δx‖ (the block input moving as
+      a hidden representation does), "dh/q": of ‖Δq‖, "max_ratio/q": own − pass; the same for
+      "/k"; and "grad_h_hidden", "own_hidden" for comparison}.
+
+    Raises:
+      ValueError: an Adam table (its update does not follow the gradient's size).
+    """
+    if p.optimizer != "sgd":
+        raise ValueError(f"optimizer={p.optimizer!r}: attention_exponents derives SGD only")
+    v, lam, fan, a, b = _init_pass(p, ["input", "hidden", "hidden", "output"])
+    e_c = v[3]  # the output layer's g·σ exponent: the logit scale (attention_scale)
+    b_h = b[2]  # a hidden representation's backward signal (coordinates)
+    own_h = lam[1] + b_h + fan[1] + 2 * a[1]
+    pass_h = v[1] + fan[1] / 2 + max(own_h, lam[0] + b[1] + fan[0] + 2 * a[0])
+    b_q = e_c + b_h + 0.5
+    own_q = lam[1] + b_q + fan[1] + 2 * a[1]
+    out = {
+        "logit": e_c + 0.5 + 2 * a[1],
+        "grad_h_hidden": b_h + 0.5,
+        "own_hidden": own_h + 0.5,
+    }
+    for name in ("q", "k"):
+        out[f"grad_h/{name}"] = b_q + 0.5
+        out[f"own/{name}"] = own_q + 0.5
+        out[f"pass/{name}"] = pass_h + 0.5
+        out[f"dh/{name}"] = max(own_q, pass_h) + 0.5
+        out[f"max_ratio/{name}"] = own_q - pass_h
+    return {key: _clean(value) for key, value in out.items()}
 
 
 def _clean(x: float) -> float:
