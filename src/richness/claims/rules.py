@@ -147,7 +147,7 @@ _CONTROL_SP = {
 }
 _CONTROL_ADDED = {
     "version": 6,
-    "commit": "this commit",
+    "commit": "18610bc",
     "date": "2026-12-01",
     "rule": "as v5, and the claim passes only if its negative control (SP trained in place of "
     "the scale's points, judged against r) fails with a disagreeing row",
@@ -415,7 +415,7 @@ RULES: dict[str, dict[str, Any]] = {
             },
             {
                 "version": 2,
-                "commit": "this commit",
+                "commit": "18610bc",
                 "date": "2026-12-01",
                 "rule": "as v1 off the base width (n0 = half the smallest width), at gamma 0.5 "
                 "and 2",
@@ -553,6 +553,123 @@ RULES: dict[str, dict[str, Any]] = {
             }
         ],
     },
+    # C15, C16, C19, C20: each module's RULE dict (richness.claims.cNN_*.RULE) is the rule the
+    # code reads; these entries restate it in this table's format
+    "C15": {
+        "version": 1,
+        "kind": "checks",
+        "module_rule": "richness.claims.c15_second_order.RULE",
+        "quantity": "S = RMS over 128 probes of ||1/2 dtheta^T Hess_theta f(theta0) dtheta|| "
+        "(jvp of jvp), dtheta = theta_T - theta0",
+        "experiment": "the scale experiment's linear net and depth-4 ReLU MLP, base-relative STP "
+        "(n0 = 64) at r in {0, 1/4, 1/2}, SGD lr 0.05, full batch, centered, float64, "
+        "10 steps (full 30); through richness.train.train with a SecondOrderRecorder",
+        "widths": "quick 64-256, full 128-2048; fitted on all widths; seeds quick 3, full 4",
+        "steps": {"quick": [10], "full": [30]},
+        "fit": "least squares of log(seed-mean S) on log(width); seed bootstrap, 2000",
+        "tolerance": {"r0": 0.15, "bracket_slack": 0.15, "rise_at_least": 0.25},
+        "predicted": "2r - 1; r > 0: within [r - 1, 2r - 1] (first-step and leading terms)",
+        "allowances": {},
+        "negative_control": "SP trained in its place fails (tests)",
+        "first_rule": None,
+        "history": [
+            {
+                "version": 1,
+                "commit": "889d789",
+                "date": "2026-12-01",
+                "rule": "r = 0 agrees with -1 at 0.15; r > 0 inside [r-1-0.15, 2r-1+0.15]; "
+                "slope(1/2) - slope(0) >= 0.25; both architectures",
+                "reason": "first rule",
+                "after_data": False,
+                "verdict": "fail (quick: the linear net's r = 0 interval is wider than 0.15)",
+            }
+        ],
+    },
+    "C16": {
+        "version": 1,
+        "kind": "checks",
+        "module_rule": "richness.claims.c16_useful_updates.RULE",
+        "quantity": "D_l = sum over steps of -grad_{W_l} L(theta_{t-1}) . dW_l(t), per layer",
+        "experiment": "C15's runs (the same cache)",
+        "widths": "as C15",
+        "steps": {"quick": [10], "full": [30]},
+        "fit": "least squares of log(seed-mean D_l) on log(width); seed bootstrap, 2000",
+        "tolerance": {"slope": 0.15, "share_at_least": 0.01},
+        "predicted": 0.0,
+        "allowances": {},
+        "negative_control": "r = 1/2 with layers.1 frozen (lr 0 in its param groups) must "
+        "fail; SP in its place fails (tests)",
+        "first_rule": None,
+        "history": [
+            {
+                "version": 1,
+                "commit": "889d789",
+                "date": "2026-12-01",
+                "rule": "every layer's slope agrees with 0 at 0.15, share >= 0.01, the frozen "
+                "control fails",
+                "reason": "first rule",
+                "after_data": False,
+                "verdict": "fail (quick: 15 of 21 intervals wider than 0.15; slopes within 0.11)",
+            }
+        ],
+    },
+    "C19": {
+        "version": 1,
+        "kind": "checks",
+        "module_rule": "richness.claims.c19_kernel_regression.RULE",
+        "quantity": "||f_net(X*) - f_inf(X*)|| / ||f_inf||, f_inf = infinite-NTK kernel "
+        "regression, after training to convergence",
+        "experiment": "C12's network and data (NTP, ReLU MLP depth 3, no biases, 64 digits), "
+        "lr 0.5/lambda_max(K/N), 2000 full-batch steps, centered, float64",
+        "widths": "quick 128-512, full 128-2048; seeds quick 3, full 4",
+        "steps": {"quick": [2000], "full": [2000]},
+        "fit": "least squares of log(seed-mean distance) on log(width); seed bootstrap, 2000",
+        "tolerance": {"slope": 0.2, "distance_at_largest": {"quick": 0.35, "full": 0.2}},
+        "predicted": -0.5,
+        "allowances": {},
+        "negative_control": "muP trained in its place fails (tests)",
+        "first_rule": None,
+        "history": [
+            {
+                "version": 1,
+                "commit": "9cd872e",
+                "date": "2026-12-01",
+                "rule": "converged (kernel within 1e-3, loss ratio <= 1e-3); slope agrees with "
+                "-1/2 at 0.2; distance at the widest <= 0.35 quick / 0.2 full",
+                "reason": "first rule",
+                "after_data": False,
+                "verdict": "fail (quick: slope -0.37, distance 0.39 at n = 512)",
+            }
+        ],
+    },
+    "C20": {
+        "version": 1,
+        "kind": "checks",
+        "module_rule": "richness.claims.c20_sharpening.RULE",
+        "quantity": "crossover r_1/2(n) where m_n(r)/m_n(1/2) = 1/2 and width "
+        "r_3/4(n) - r_1/4(n), m = ||dh_l||/||h_l(0)||",
+        "experiment": "C22's networks (C21's setup) at r in {0, 1/8, 1/4, 5/16, 3/8, 7/16, 1/2}",
+        "widths": "as C22: quick 128-512, full 256-4096",
+        "steps": {"quick": [10], "full": [10]},
+        "fit": "log q interpolated linearly in r; prediction from deep_linear_at(gamma n^(r-1/2))",
+        "tolerance": {"crossover": 0.03, "width": 0.03},
+        "predicted": "the limit program at the width's feature strength",
+        "allowances": {},
+        "negative_control": "muP trained in its place fails (tests)",
+        "first_rule": None,
+        "history": [
+            {
+                "version": 1,
+                "commit": "4d71cff",
+                "date": "2026-12-01",
+                "rule": "r_1/2 increasing and the width decreasing in n, both within 0.03 of the "
+                "prediction, every hidden layer",
+                "reason": "first rule",
+                "after_data": False,
+                "verdict": "pass (quick)",
+            }
+        ],
+    },
 }
 
 
@@ -570,3 +687,16 @@ def rule_of(claim: str) -> dict[str, Any]:
 def rules_json(claims: list[str] | None = None) -> dict[str, dict[str, Any]]:
     """Returns the rules of `claims` (all when None) as a JSON-ready dict."""
     return {c: rule_of(c) for c in (claims or list(RULES))}
+
+
+# C14, C17 and C18 keep their rules as data in their own modules (`RULE`, written before their
+# first runs, in this table's format); they are listed here so that `--rules` prints them and
+# claims.json carries them.
+def _module_rules() -> dict[str, dict[str, Any]]:
+    from importlib import import_module
+
+    names = {"C14": "c14_weight_updates", "C17": "c17_off_scale", "C18": "c18_sp_small_lr"}
+    return {c: import_module(f"richness.claims.{m}").RULE for c, m in names.items()}
+
+
+RULES.update(_module_rules())
