@@ -43,7 +43,7 @@ from richness.claims._figures import plt, save_claim_figure
 from richness.claims._limit import seed_slope
 from richness.claims.c12_kernel_limit import kernel_dynamics
 from richness.config import RunConfig
-from richness.measure import infinite_ntk, kernel_regression
+from richness.measure import empirical_ntk, infinite_ntk, kernel_regression
 from richness.train import train
 
 __all__ = ["CLAIM", "RULE", "SETUP", "TITLE", "run"]
@@ -103,9 +103,14 @@ def _config(ctx: Context, width: int, seed: int, lr: float) -> RunConfig:
     )
 
 
-def _train_one(config: RunConfig) -> tuple[torch.Tensor | None, float]:
-    """(test predictions f_T − f0 or None when diverged, final/initial training loss)."""
+def _train_one(config: RunConfig) -> tuple[torch.Tensor | None, float, torch.Tensor]:
+    """(test predictions f_T − f0 or None when diverged, final/initial training loss, and the
+    kernel regression with the network's own empirical NTK at init: a diagnostic)."""
     model, data = setup(config)
+    x, xs = data.x_train.flatten(1), data.x_test.flatten(1)
+    k_tt = empirical_ntk(model, x, method="gram", trace=True)  # (N, N)
+    k_st = empirical_ntk(model, xs, x, method="gram", trace=True)  # (M, N)
+    f_emp = kernel_regression(k_tt, k_st, data.y_train)  # (M, O)
     opt = build_optimizer(config, model)
     recorder = _Predictions(model, data.x_test.flatten(1))
     outcome = train(
@@ -121,8 +126,8 @@ def _train_one(config: RunConfig) -> tuple[torch.Tensor | None, float]:
     )
     losses = [v for _, _, q, v in outcome.rows if q == "loss"]
     if outcome.status != "done" or len(losses) < 2:
-        return None, math.inf
-    return recorder.last, losses[-1] / losses[0]
+        return None, math.inf, f_emp
+    return recorder.last, losses[-1] / losses[0], f_emp
 
 
 def run(ctx: Context) -> ClaimResult:
@@ -149,17 +154,28 @@ def _run(ctx: Context) -> ClaimResult:
     kernel_gap = float((f_kernel_t - f_inf).norm() / f_inf.norm())
 
     dist = np.full((len(widths), len(seeds)), np.nan)
-    ratios = np.full_like(dist, np.nan)
+    ratios, init_kernel, moved = (np.full_like(dist, np.nan) for _ in range(3))
     rows, examples = [], {}
     for i, w in enumerate(widths):
         for j, s in enumerate(seeds):
-            pred, ratio = _train_one(_config(ctx, w, s, lr))
+            pred, ratio, f_emp = _train_one(_config(ctx, w, s, lr))
             ratios[i, j] = ratio
+            init_kernel[i, j] = float((f_emp - f_inf).norm() / f_inf.norm())
             if pred is not None:
                 dist[i, j] = float((pred - f_inf).norm() / f_inf.norm())
+                moved[i, j] = float((pred - f_emp).norm() / f_inf.norm())
                 if j == 0:
                     examples[w] = pred
-            rows.append({"width": w, "seed": s, "distance": dist[i, j], "loss_ratio": ratio})
+            rows.append(
+                {
+                    "width": w,
+                    "seed": s,
+                    "distance": dist[i, j],
+                    "init_kernel_distance": init_kernel[i, j],
+                    "net_to_init_kernel": moved[i, j],
+                    "loss_ratio": ratio,
+                }
+            )
     slope, low, high = seed_slope(widths, dist)
     mean = dist.mean(1)
     bound = RULE["bound_at_widest"][ctx.scale]
@@ -199,6 +215,14 @@ def _run(ctx: Context) -> ClaimResult:
             "kernel_gap_at_T": kernel_gap,
             "mean_distance": {w: float(m) for w, m in zip(widths, mean, strict=True)},
             "max_loss_ratio": float(np.nanmax(ratios)),
+            # diagnostics, not judged: kernel regression with the network's empirical NTK at
+            # init against f_∞ (the init fluctuation), and the network against it (what the
+            # NTK's movement during training adds)
+            "init_kernel_distance": {
+                w: float(m) for w, m in zip(widths, init_kernel.mean(1), strict=True)
+            },
+            "init_kernel_slope": round(seed_slope(widths, init_kernel)[0], 4),
+            "net_to_init_kernel": {w: float(m) for w, m in zip(widths, moved.mean(1), strict=True)},
             "test_accuracy": acc,
             "seconds": round(time.perf_counter() - start, 1),
         },
