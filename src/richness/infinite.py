@@ -265,11 +265,13 @@ def deep_linear(
         do not match, non-finite inputs; and an lr at which the limit diverges (the training
         loss passes DIVERGENCE_FACTOR × its initial value: the error names the step).
 
-    Cost: with D = min(d_in, N+M) and O outputs, each hidden layer holds b ≤ D + O·(L−1)·(T+1)
-    Gaussians (at r < 1/2 only b ≤ D + O·(L−1): nothing new appears after the first step);
-    a step costs O(L·(N+M)·b²) (matrix products and one SVD of (N+M, b) per layer), so the
-    run is O(L·(N+M)·T·b²) ≈ O((N+M)·O²·L³·T³) at r = 1/2, memory O(L·b²). N = 64, M = 64,
-    O = 4, L = 3, T = 100 takes a few seconds on two cores (docs/bench_infinite.json).
+    Cost: with D = min(d_in, N+M) input coordinates (the program runs on them, not on the
+    N + M inputs) and O outputs, each hidden layer holds b ≤ D + O·(L−1)·(T+1) Gaussians (at
+    r < 1/2, b ≤ D + O·(L−1): nothing new appears after the first step). A step costs
+    O(L·D·b²) (matrix products and one SVD of a (D, b) residual per layer) plus O((N+M)·D·O)
+    to read the outputs, so a run is O(L·D·T·b²) ≤ O(D·O²·L³·T³) at r = 1/2, memory
+    O(L·b²). N = 64, M = 64, d_in = 16, O = 4, L = 3, T = 100: 0.15 s on one core of a
+    shared machine (docs/bench_infinite.json; L = 4: 0.4 s).
 
     Example:
       >>> import torch
