@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from richness.claims._limit import seed_slope
 from richness.claims.c12_kernel_limit import kernel_dynamics
 from richness.config import RunConfig
 from richness.measure import empirical_ntk, infinite_ntk, kernel_regression
+from richness.sweep.store import config_hash
 from richness.train import train
 
 __all__ = ["CLAIM", "RULE", "SETUP", "TITLE", "run"]
@@ -103,9 +105,29 @@ def _config(ctx: Context, width: int, seed: int, lr: float) -> RunConfig:
     )
 
 
-def _train_one(config: RunConfig) -> tuple[torch.Tensor | None, float, torch.Tensor]:
+def _train_one(
+    config: RunConfig, cache: Path | None = None
+) -> tuple[torch.Tensor | None, float, torch.Tensor]:
     """(test predictions f_T − f0 or None when diverged, final/initial training loss, and the
-    kernel regression with the network's own empirical NTK at init: a diagnostic)."""
+    kernel regression with the network's own empirical NTK at init: a diagnostic).
+
+    With `cache`, read from / written to cache/<run id>.pt (a second `reproduce` reads back).
+    """
+    path = None if cache is None else Path(cache) / f"{config_hash(config.as_json())}.pt"
+    if path is not None and path.exists():
+        saved = torch.load(path, weights_only=True)
+        return saved["pred"], float(saved["ratio"]), saved["f_emp"]
+    result = _train_uncached(config)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pred, ratio, f_emp = result
+        torch.save(
+            {"pred": pred, "ratio": torch.tensor(ratio, dtype=torch.float64), "f_emp": f_emp}, path
+        )
+    return result
+
+
+def _train_uncached(config: RunConfig) -> tuple[torch.Tensor | None, float, torch.Tensor]:
     model, data = setup(config)
     x, xs = data.x_train.flatten(1), data.x_test.flatten(1)
     k_tt = empirical_ntk(model, x, method="gram", trace=True)  # (N, N)
@@ -158,7 +180,7 @@ def _run(ctx: Context) -> ClaimResult:
     rows, examples = [], {}
     for i, w in enumerate(widths):
         for j, s in enumerate(seeds):
-            pred, ratio, f_emp = _train_one(_config(ctx, w, s, lr))
+            pred, ratio, f_emp = _train_one(_config(ctx, w, s, lr), ctx.out / "c19_runs")
             ratios[i, j] = ratio
             init_kernel[i, j] = float((f_emp - f_inf).norm() / f_inf.norm())
             if pred is not None:
