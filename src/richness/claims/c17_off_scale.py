@@ -135,6 +135,10 @@ def _judge_table(arch: str, r: float, runs, metrics) -> tuple[bool, list[dict[st
         ok = not rows[0]["explodes"] and not any(x["outgrows"] for x in layers)
     for x in rows:
         x["table_pass"] = ok
+        # judged: f0 where r < 0 or a control, dh_rms where r > 1/2 or a control; the other
+        # rows are shown only (at r < 0 predict()'s dh_rms assumes an uncentered loss
+        # gradient, n^{a_L}; these runs are centered, docs/claims_new.md)
+        x["judged"] = (x["quantity"] == "f0") != (r > 0.5) or 0.0 <= r <= 0.5
     return ok, rows
 
 
