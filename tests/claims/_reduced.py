@@ -9,7 +9,8 @@ SLOPE_CLAIMS = {"C1", "C2", "C3", "C4", "C5", "C6", "C7"}  # judged row by row
 
 def assert_reduced_form_holds(result):
     """Its own checks pass; for a slope claim: no row disagrees, every slope is within its
-    tolerance of the prediction, and the claim passes exactly when every row agrees."""
+    tolerance of the prediction, its negative control (if any) fails with a disagreeing row,
+    and the claim passes exactly when every row agrees."""
     table = result.to_json()["table"]
     if result.claim not in SLOPE_CLAIMS:
         assert result.verdict == "pass", json.dumps(table, indent=1)[:3000]
@@ -18,4 +19,7 @@ def assert_reduced_form_holds(result):
     assert not [row for row in table if row["agreement"] == "disagrees"], table
     assert all(abs(row["slope"] - row["predicted"]) <= row["tolerance"] for row in table)
     agree = all(row["agreement"] == "agrees" for row in table)
+    control = result.details.get("negative_control")
+    if control is not None and control.get("required", True):  # it must fail, and does
+        assert control["fails_as_required"], control
     assert result.verdict == ("pass" if agree else "fail")

@@ -9,11 +9,15 @@ disagrees and every slope lies within tolerance, and passes only if every interv
 """
 
 import json
+from pathlib import Path
 
 import pytest
 from _reduced import assert_reduced_form_holds
+from typer.testing import CliRunner
 
 from richness.claims import CLAIMS, reproduce
+from richness.claims.rules import RULES, rule_of
+from richness.cli import app
 
 SHARED = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11"]
 
@@ -63,4 +67,77 @@ def test_unknown_claim_is_refused(tmp_path):
 
 
 def test_every_claim_has_a_module():
-    assert list(CLAIMS) == [f"C{i}" for i in range(1, 14)]
+    assert list(CLAIMS)[:13] == [f"C{i}" for i in range(1, 14)]
+
+
+def test_claims_json_entries_carry_their_rule(quick):
+    out, results = quick
+    rows = {row["claim"]: row for row in json.loads((out / "claims.json").read_text())}
+    for claim in SHARED:
+        assert rows[claim]["rule"] == rule_of(claim), claim
+        assert results[claim].rule["version"] == RULES[claim]["version"]
+
+
+@pytest.mark.parametrize("claim", ["C3", "C7"])
+def test_negative_control_fails_the_claim(quick, claim):
+    """SP in place of the scale's tables, judged against r: some row disagrees."""
+    _, results = quick
+    control = results[claim].details["negative_control"]
+    assert control["trained"] == "sp"
+    assert control["verdict"] == "fail"
+    assert control["disagreeing_rows"] > 0
+    assert control["fails_as_required"]
+
+
+def test_c1_negative_control_is_reported_not_required(quick):
+    """SP does not fail C1 (hidden activations stay Θ(1) under it): the control is shown
+    with its verdict, and the rule says plainly that it is not required."""
+    _, results = quick
+    control = results["C1"].details["negative_control"]
+    assert control["trained"] == "sp" and control["required"] is False
+    assert control["verdict"] in ("pass", "fail") and "finding" in control
+
+
+def test_gauges_are_compared_off_the_base_width(quick):
+    _, results = quick
+    table = results["C10"].table
+    assert {row["gamma"] for row in table} == set(RULES["C10"]["gammas"]["quick"])
+    assert all(row["gamma"] != 1 and row["width"] != row["base_width"] for row in table)
+    assert all(row["max_rel_diff"] <= RULES["C10"]["tolerance"]["rtol"] for row in table)
+
+
+def test_first_rule_verdicts_are_reported(quick):
+    _, results = quick
+    for claim in ("C2", "C5", "C8", "C9"):
+        assert results[claim].first_rule_verdict in ("pass", "fail"), claim
+
+
+def test_rules_are_versioned_with_their_history():
+    for claim in [f"C{i}" for i in range(1, 14)]:
+        rule = RULES[claim]
+        versions = [h["version"] for h in rule["history"]]
+        assert versions == list(range(1, len(versions) + 1)), claim
+        assert rule["version"] == versions[-1], claim
+        for h in rule["history"]:
+            assert {"commit", "date", "rule", "reason", "after_data", "verdict"} <= set(h)
+
+
+def test_reproduce_rules_prints_json():
+    result = CliRunner().invoke(app, ["reproduce", "--rules"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed["C2"]["tolerance"] == RULES["C2"]["tolerance"]
+    one = json.loads(CliRunner().invoke(app, ["reproduce", "C10", "--rules"]).output)
+    assert list(one) == ["C10"]
+    assert CliRunner().invoke(app, ["reproduce", "C99", "--rules"]).exit_code == 2
+
+
+def test_recorded_reproduction_says_under_which_rules():
+    """docs/reproduction/claims.json either carries the current rule of every claim, or
+    docs/reproduction.md says in its headline that it was produced under earlier rules."""
+    root = Path(__file__).parents[2]
+    stored = json.loads((root / "docs/reproduction/claims.json").read_text())
+    current = all(row.get("rule") == rule_of(row["claim"]) for row in stored)
+    if not current:
+        head = (root / "docs/reproduction.md").read_text()[:6000]
+        assert "produced under earlier rules" in head
