@@ -414,14 +414,22 @@ def meter(
     steps: Annotated[int, typer.Option(help="factory: SGD steps")] = 5,
     lr: Annotated[float, typer.Option(help="factory: base learning rate η0")] = 0.05,
     seeds: Annotated[int, typer.Option(help="factory: seeds per width")] = 4,
+    residual_normalized: Annotated[
+        bool,
+        typer.Option(help="store: ‖Δh‖ over each run's initial residual (uncentered MSE runs)"),
+    ] = False,
 ) -> None:
     """Effective richness r̂ (width exponent of ‖Δh‖) per family, with CI and verdict."""
+    from richness.analysis import load_frames
     from richness.analysis.richness_meter import estimate_store
+    from richness.analysis.richness_meter import residual_normalized as normalized
 
     try:
         if ":" not in source or Path(source).exists():
-            estimates = estimate_store(_store_or_fail(source), step=step)
-            what = source
+            store = _store_or_fail(source)
+            frames = normalized(*load_frames(store)) if residual_normalized else store
+            estimates = estimate_store(frames, step=step)
+            what = source + (" (‖Δh‖ / ‖f0 − y‖)" if residual_normalized else "")
         else:
             from richness.coordcheck import coord_check, load_factory
 

@@ -307,7 +307,9 @@ def train(
 ) -> RunOutcome:
     """Trains `model` by `opt` for `steps` steps, measuring with `meter` at `measure_steps`:
     the loop's alone path, for any model, torch optimizer and scheduler (stepped after each
-    optimizer step). `loss` is "mse" or "cross_entropy" (`loss_function`).
+    optimizer step). `loss` is "mse" or "cross_entropy" (`loss_function`). `meter` is a
+    `Meter`, or any object whose ``measure_members()`` returns {key: (1,) tensor}: the loop's
+    one measurement hook, called after the step's update (the gradients still in `.grad`).
 
     Returns:
       A RunOutcome with rows for every measured step (meter metrics, "loss", "test_loss",

@@ -130,3 +130,38 @@ def test_several_recipes_are_refused():
     )
     with pytest.raises(ValueError, match="estimate_store"):
         estimate_multiwidth(both)
+
+
+def test_residual_normalization_removes_the_initial_residuals_width_dependence():
+    """A run whose ‖Δh‖ carries ‖f0 − y‖ ~ √(1 + n^{−2r}·c) reads r once divided by it."""
+    import numpy as np
+
+    from richness.analysis.richness_meter import residual_normalized
+
+    records = []
+    for n in (128, 256, 512, 1024):
+        for s in range(3):
+            residual = np.sqrt(1 + 4.0 * (n / 128) ** -0.5)  # ‖f0‖² = 4 (n/128)^{-2r}, r = ¼
+            records.append(
+                {
+                    "width": n,
+                    "seed": s,
+                    "dh/l0": 0.1 * n**0.25 * residual * (1 + 0.01 * s),
+                    "dh/out": 1.0,
+                    "df": 1.0,
+                    "h_rms/l0": 1.0,
+                }
+            )
+    runs, metrics = measurement_frames(records)
+    loss0 = metrics[metrics.quantity == "df"].copy()
+    loss0["quantity"], loss0["step"] = "loss", 0
+    residuals = {
+        r: rec["dh/l0"] / (0.1 * rec["width"] ** 0.25 * (1 + 0.01 * rec["seed"]))
+        for r, rec in zip(runs.run_id, records, strict=True)
+    }
+    loss0["value"] = loss0["run_id"].map(residuals) ** 2 / 2
+    metrics = pd.concat([metrics, loss0], ignore_index=True)
+    raw = estimate_multiwidth((runs, metrics))
+    fixed = estimate_multiwidth(residual_normalized(runs, metrics))
+    assert raw.r_hat < 0.2
+    assert fixed.r_hat == pytest.approx(0.25, abs=1e-6)

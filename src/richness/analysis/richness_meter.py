@@ -37,7 +37,7 @@ from richness.analysis.agreement import agreement
 from richness.analysis.fits import fit_exponents
 from richness.analysis.reading import RichnessEstimate, check_thresholds, scale_verdict
 
-__all__ = ["estimate_multiwidth", "estimate_store", "measurement_frames"]
+__all__ = ["estimate_multiwidth", "estimate_store", "measurement_frames", "residual_normalized"]
 
 _POOLED = "dh_pooled"  # the hidden layers' geometric-mean ‖Δh‖, one series per run and step
 _OK = {"agrees": True, "disagrees": False, "undetermined": None}
@@ -270,6 +270,30 @@ def estimate_multiwidth(
         },
         notes=tuple(notes),
     )
+
+
+def residual_normalized(runs: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    """(runs, metrics) with every run's ‖Δh‖ divided by its initial residual ‖f0 − y‖: the
+    correction for uncentered MSE runs (docs/meter.md, docs/losses.md).
+
+    An uncentered run's backward signal at step 0 is χ0 = f0 − y, with ‖χ0‖² = ‖y‖² + ‖f0‖²
+    = 2·L0 (f0 independent of y); ‖f0‖ ~ n^{−r} (C3), so ‖χ0‖ falls with width and drags the
+    ‖Δh‖ exponent below r. Each ‖Δh‖ is divided by √(2·L0) of its own run ("loss" at step 0,
+    which the run must have measured), removing χ0's width dependence from the first steps.
+    Centered runs have χ0 = −y at every width: the division changes nothing in their exponent.
+
+    Raises:
+      ValueError: a run without its step-0 loss.
+    """
+    loss0 = metrics[(metrics["quantity"] == "loss") & (metrics["step"] == 0)]
+    scale = (2 * loss0.set_index("run_id")["value"]) ** 0.5
+    missing = set(metrics["run_id"]) - set(scale.index)
+    if missing:
+        raise ValueError(f"runs {sorted(missing)[:3]} have no loss at step 0: measure step 0")
+    out = metrics.copy()
+    dh = out["quantity"] == "dh"
+    out.loc[dh, "value"] = out.loc[dh, "value"] / out.loc[dh, "run_id"].map(scale).to_numpy()
+    return runs, out
 
 
 def estimate_store(
