@@ -57,6 +57,7 @@ from richness.measure import empirical_ntk, infinite_ntk
 from richness.nn import optimizer, parameterize
 from richness.scaling import preset
 from richness.sweep.spec import ModelSpec
+from richness.train import train
 
 __all__ = ["CLAIM", "TITLE", "run"]
 
@@ -102,33 +103,47 @@ def kernel_dynamics(
     return k_test @ (u @ (filt[:, None] * (u.T @ y)))
 
 
+class _Distances:
+    """The training loop's measurement hook (`richness.train.train`'s meter slot): at each
+    measured step, the relative distance of the test outputs f − f0 to that step's target."""
+
+    def __init__(self, model: torch.nn.Module, x_test: torch.Tensor, targets: dict[int, Any]):
+        self.model, self.x, self.targets = model, x_test, targets
+        self.steps = iter(sorted(targets))
+        self.distances: dict[int, float] = {}
+        self.prediction: torch.Tensor | None = None
+        with torch.no_grad():
+            self.f0 = model(x_test)
+
+    def measure_members(self) -> dict[str, torch.Tensor]:
+        step = next(self.steps)
+        with torch.no_grad():
+            self.prediction = self.model(self.x) - self.f0  # (M, O)
+        target = self.targets[step]
+        self.distances[step] = float((self.prediction - target).norm() / target.norm())
+        return {}
+
+
 def _train_one(
     name: str, width: int, seed: int, data: Dataset, lr: float, targets: dict[int, torch.Tensor]
 ) -> dict[str, Any]:
-    """Trains one network and returns its distances to `targets` (step → f_T) and NTK error."""
+    """Trains one network (centered, full batch: the library's loop) and returns its distances
+    to `targets` (step → f_T) and its empirical NTK at initialization."""
     torch.manual_seed(seed)
     model = build_model(MODEL, width, data).to(torch.float64)
     parameterize(model, preset(name), generator=torch.Generator().manual_seed(seed))
     k_emp = empirical_ntk(model, data.x_train, method="gram", trace=True)  # (N, N)
-    opt = optimizer(model, lr=lr)
-    with torch.no_grad():
-        f0_train, f0_test = model(data.x_train), model(data.x_test)
-    distances: dict[int, float] = {}
-    prediction = None
-    for step in range(1, max(targets) + 1):
-        opt.zero_grad(set_to_none=True)
-        residual = model(data.x_train) - f0_train - data.y_train  # (N, O)
-        loss = 0.5 * residual.pow(2).sum(1).mean()
-        loss.backward()
-        opt.step()
-        if not math.isfinite(float(loss.detach())):
-            break
-        if step in targets:
-            with torch.no_grad():
-                prediction = model(data.x_test) - f0_test  # (M, O)
-            target = targets[step]
-            distances[step] = float((prediction - target).norm() / target.norm())
-    return {"distances": distances, "k_emp": k_emp, "prediction": prediction}
+    recorder = _Distances(model, data.x_test, targets)
+    train(
+        model,
+        data,
+        optimizer(model, lr=lr),
+        steps=max(targets),
+        meter=recorder,
+        measure_steps=sorted(targets),
+        loss_bound=math.inf,
+    )
+    return {"distances": recorder.distances, "k_emp": k_emp, "prediction": recorder.prediction}
 
 
 def _slope(widths: np.ndarray, values: np.ndarray, n_boot: int = 1000) -> tuple[float, ...]:
