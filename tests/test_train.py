@@ -302,3 +302,13 @@ def test_hf_causal_lm_on_text_trains_the_same_alone_and_vectorized(architecture)
     )
     configs = [config, {**config, "seed": 1}]
     _assert_same(run_many(configs), [run(c) for c in configs])
+
+
+def test_a_table_a_config_cannot_name_trains_the_configs_recipe():
+    import richness as rn
+
+    off = rn.richness(0.75, base_width=16, allow_off_scale=True)
+    outcome = run(_config(0.25), table=off)
+    assert outcome.status == "done", outcome.error
+    assert outcome.identity["predicted"]["dh/layers.1"] == pytest.approx(0.75)
+    assert _by_key(outcome) != _by_key(run(_config(0.25)))

@@ -83,8 +83,12 @@ def load_data(config: RunConfig) -> Dataset:
     return dataset.to(device=config.device)
 
 
-def build_parameterized(config: RunConfig, data: Dataset) -> nn.Module:
-    """The run's model at its width, parameterized by its table, initialized from its seed.
+def build_parameterized(
+    config: RunConfig, data: Dataset, table: Parameterization | None = None
+) -> nn.Module:
+    """The run's model at its width, parameterized by its table (or `table`: one a config
+    cannot name, such as r off the scale for the claims that study it), initialized from its
+    seed.
 
     Roles are read against the same model at half the width (`parameterize(base=...)`).
 
@@ -100,7 +104,7 @@ def build_parameterized(config: RunConfig, data: Dataset) -> nn.Module:
     model = model.to(device=config.device, dtype=getattr(torch, config.dtype))
     base = build_model(config.model, max(1, config.width // 2) if config.width > 1 else 2, data)
     generator = torch.Generator(device=config.device).manual_seed(config.seed)
-    parameterize(model, config.parameterization(), base=base, generator=generator)
+    parameterize(model, table or config.parameterization(), base=base, generator=generator)
     return model
 
 
@@ -140,13 +144,16 @@ def build_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(opt, schedule_factor(schedule, config.train.steps))
 
 
-def setup(config: RunConfig | dict[str, Any]) -> tuple[nn.Module, Dataset]:
-    """The parameterized model and the data of a run config, initialized from its seed."""
+def setup(
+    config: RunConfig | dict[str, Any], table: Parameterization | None = None
+) -> tuple[nn.Module, Dataset]:
+    """The parameterized model (by the config's table, or `table`) and the data of a run
+    config, initialized from its seed."""
     config = RunConfig.parse(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     data = load_data(config)
-    return build_parameterized(config, data), data
+    return build_parameterized(config, data, table), data
 
 
 def identity(model: nn.Module, layers: Sequence[str], table: Parameterization) -> dict[str, Any]:

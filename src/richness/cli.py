@@ -45,6 +45,20 @@ def _table_for(
         _fail(str(err))
 
 
+def _print_counts(name: str, counts: dict[str, int], db: Path) -> None:
+    """The sweep's last line, its counts; a failed run fails the command (exit 1), a diverged
+    one is a result."""
+    console.print(
+        f"{name}: {counts['total']} runs: {counts['done']} done, "
+        f"{counts['diverged']} diverged, {counts['failed']} failed, {counts['skipped']} "
+        f"skipped (already finished); trained {counts['ensemble']} in vectorized ensembles, "
+        f"{counts['alone']} alone → {db}",
+        soft_wrap=True,  # one line, however narrow the terminal: scripts read the counts
+    )
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
 def render_explanation(p: Parameterization, width: int, d_in: int, depth: int) -> None:
     """Prints the per-role table, the width exponents and the criteria verdicts."""
     rows = [("input", d_in), ("hidden", width), ("output", width)]
@@ -173,16 +187,7 @@ def sweep(
         ensemble=ensemble,
         progress=not quiet,
     )
-    # the last line: a failed run is a failure of the command (a diverged one is a result)
-    console.print(
-        f"{parsed.name}: {counts['total']} runs: {counts['done']} done, "
-        f"{counts['diverged']} diverged, {counts['failed']} failed, {counts['skipped']} "
-        f"skipped (already finished); trained {counts['ensemble']} in vectorized ensembles, "
-        f"{counts['alone']} alone → {db}",
-        soft_wrap=True,  # one line, however narrow the terminal: scripts read the counts
-    )
-    if counts["failed"]:
-        raise typer.Exit(1)
+    _print_counts(parsed.name, counts, db)
 
 
 @app.command()
@@ -227,16 +232,7 @@ def transfer(
     if n_boot < 0:
         _fail(f"--n-boot={n_boot} must be ≥ 0")
     counts = run_transfer(parsed, db, workers=workers, threads=threads, progress=not quiet)
-    # the last line: a failed run is a failure of the command (a diverged one is a result)
-    console.print(
-        f"{parsed.name}: {counts['total']} runs: {counts['done']} done, "
-        f"{counts['diverged']} diverged, {counts['failed']} failed, {counts['skipped']} "
-        f"skipped (already finished); trained {counts['ensemble']} in vectorized ensembles, "
-        f"{counts['alone']} alone → {db}",
-        soft_wrap=True,  # one line, however narrow the terminal: scripts read the counts
-    )
-    if counts["failed"]:
-        raise typer.Exit(1)
+    _print_counts(parsed.name, counts, db)
     store = Store(db)
     ids = [config_hash(c) for c in expand_transfer(parsed)]
     runs = store.runs()

@@ -68,6 +68,7 @@ from richness.measure.meter import (
 from richness.nn.layers import layout_of
 from richness.nn.multiplier import output_scaled
 from richness.nn.stacked_optim import StackedUpdate
+from richness.scaling import Parameterization
 
 __all__ = [
     "BF16_CPU_MAX_WIDTH",
@@ -489,16 +490,23 @@ def unbatchable(config: RunConfig) -> str | None:
     return None
 
 
-def run(config: RunConfig | dict[str, Any], *, path_reason: str | None = None) -> RunOutcome:
+def run(
+    config: RunConfig | dict[str, Any],
+    *,
+    path_reason: str | None = None,
+    table: Parameterization | None = None,
+) -> RunOutcome:
     """Runs one config on the alone path; never raises (errors become status "failed").
 
     Args:
       config: a RunConfig or its JSON form.
       path_reason: why this run trains alone inside a sweep that ensembles (recorded).
+      table: train the config's recipe under this table instead of the one it names (a table
+        a config cannot name: r off the scale, for the claims that study it).
     """
     start = time.perf_counter()
     try:
-        outcome = _run_alone(RunConfig.parse(config))
+        outcome = _run_alone(RunConfig.parse(config), table)
     except Exception:  # a failing run is recorded, the sweep goes on
         outcome = RunOutcome(status="failed", error=traceback.format_exc())
     outcome.seconds = time.perf_counter() - start
@@ -506,8 +514,9 @@ def run(config: RunConfig | dict[str, Any], *, path_reason: str | None = None) -
     return outcome
 
 
-def _run_alone(config: RunConfig) -> RunOutcome:
-    model, data = setup(config)
+def _run_alone(config: RunConfig, table: Parameterization | None = None) -> RunOutcome:
+    table = table or config.parameterization()
+    model, data = setup(config, table)
     opt = build_optimizer(config, model)
     x_probe = data.x_probe.flatten(1) if flattens(config) else data.x_probe
     meter = Meter(model, x_probe, metrics=config.measure.metrics, optimizer=opt)
@@ -527,7 +536,7 @@ def _run_alone(config: RunConfig) -> RunOutcome:
         loss=config.loss,
         scheduler=build_scheduler(config, opt),
     )
-    outcome.identity = identity(model, meter.layers, config.parameterization())
+    outcome.identity = identity(model, meter.layers, table)
     return outcome
 
 
