@@ -71,8 +71,10 @@ RULE: dict[str, Any] = {  # written before any of its runs (issue 14: rules befo
             "rule": "as above",
             "reason": "first rule",
             "after_data": False,
-            "verdict": "quick: fail (no row disagrees; MLP input-layer dW_op and 20 CNN rows "
-            "undetermined: intervals wider than the band); full: not run",
+            "verdict": "quick: fail (no row disagrees; 33 of 99 rows undetermined: MLP "
+            "input-layer dW_op, CNN rows); full protocol capped at width 1024 (--max-width "
+            "1024): fail, 79 of 495 rows undetermined (63 CNN), none disagrees; uncapped full: "
+            "not run",
         }
     ],
 }
