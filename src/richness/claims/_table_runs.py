@@ -15,47 +15,23 @@ import json
 from typing import Any
 
 import pandas as pd
-import torch
 
 from richness.analysis import run_frames
-from richness.build import build_model, build_optimizer, flattens, identity, load_data
 from richness.claims._base import Context
 from richness.config import RunConfig
-from richness.measure import Meter
-from richness.nn import parameterize
 from richness.scaling import Parameterization
 from richness.sweep.store import config_hash
-from richness.train import train
+from richness.train import run
 
 __all__ = ["table_runs"]
 
 
 def _one(carrier: RunConfig, table: Parameterization) -> tuple[list, dict[str, Any], str]:
     """Trains the carrier config's model, data and loop under `table`: (rows, identity, status)."""
-    data = load_data(carrier)
-    torch.manual_seed(carrier.seed)
-    model = build_model(carrier.model, carrier.width, data).to(dtype=getattr(torch, carrier.dtype))
-    base = build_model(carrier.model, max(2, carrier.width // 2), data)
-    generator = torch.Generator().manual_seed(carrier.seed)
-    parameterize(model, table, base=base, generator=generator)
-    opt = build_optimizer(carrier, model)
-    x_probe = data.x_probe.flatten(1) if flattens(carrier) else data.x_probe
-    meter = Meter(model, x_probe, metrics=carrier.measure.metrics, optimizer=opt)
-    outcome = train(
-        model,
-        data,
-        opt,
-        steps=carrier.train.steps,
-        meter=meter,
-        measure_steps=carrier.measure.steps,
-        batch_size=carrier.train.batch_size,
-        center=carrier.center,
-        loss_bound=carrier.train.loss_bound,
-        seed=carrier.seed,
-        flatten=flattens(carrier),
-        loss=carrier.loss,
-    )
-    return list(outcome.rows), identity(model, meter.layers, table), outcome.status
+    outcome = run(carrier, table=table)
+    if outcome.status == "failed":
+        raise RuntimeError(f"{carrier.label} under {table.name}: {outcome.error}")
+    return list(outcome.rows), outcome.identity, outcome.status
 
 
 def table_runs(
