@@ -468,7 +468,7 @@ def meter(
 @app.command()
 def reproduce(
     claim: Annotated[
-        str | None, typer.Argument(help="C1 … C13, several separated by commas, or 'all'")
+        str | None, typer.Argument(help="C1 … C22, several separated by commas, or 'all'")
     ] = None,
     out: Annotated[Path, typer.Option(help="output directory")] = Path("reproduction"),
     scale: Annotated[str, typer.Option(help="full (the docs) or quick (seconds)")] = "full",
@@ -511,7 +511,7 @@ def reproduce(
         print(json.dumps(rules_json(wanted), indent=2, ensure_ascii=False))
         return
     if claim is None:
-        _fail("give the claims to run (C1 … C13, comma-separated, or 'all'), or --rules")
+        _fail("give the claims to run (C1 … C22, comma-separated, or 'all'), or --rules")
 
     from richness.claims import reproduce as run_claims
     from richness.claims._base import Context
