@@ -101,6 +101,7 @@ def _slope_rule(
     init: bool = False,
     control: dict[str, Any] | None = None,
     extra: list[dict[str, Any]] | None = None,
+    off_scale_controls: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     history = copy.deepcopy(_SLOPE_HISTORY)
     for entry in history:
@@ -120,6 +121,7 @@ def _slope_rule(
         "allowances": {"extra_tolerance": {"cnn": 0.05}},
         "agreement": _AGREE,
         "negative_control": control,
+        **({"off_scale_controls": off_scale_controls} if off_scale_controls else {}),
         "first_rule": {
             "version": 1,
             "fit_widths": "all",
@@ -173,12 +175,47 @@ RULES: dict[str, dict[str, Any]] = {
             "the updates move h by a few percent, so C1 as run here cannot tell tables apart; "
             "a failing table needs r > 1/2 with larger updates, which sweep specs refuse",
         },
+        off_scale_controls={
+            "path": "richness.claims._table_runs (tables a sweep spec cannot name; every "
+            "record says off_scale: true), the scale experiment's linear net and depth-4 ReLU "
+            "MLP with their data, lr 0.05 and centered SGD",
+            "widths": {"full": [128, 256, 512, 1024, 2048], "quick": [64, 128, 256, 512]},
+            "fit_widths": "asymptotic (the largest ceil(k/2)+1 of the k widths)",
+            "seeds": {"full": 4, "quick": 4},
+            "judged_against": "0 (C1's prediction for every hidden layer), tolerance 0.1, "
+            "richness.analysis.agreement",
+            "required": {
+                "table": "unnormalized hidden init: STP r = 1/2 with the hidden role's init std "
+                "multiplied by fan_in^(1/2) (sigma of order 1 instead of fan_in^(-1/2))",
+                "steps": [0],
+                "must": "fail, with at least one hidden row that disagrees",
+            },
+            "reported": {
+                "table": "r = 3/4 (rn.richness(0.75, allow_off_scale=True)): updates outgrow "
+                "the signals (C17)",
+                "steps": [1, 20],
+                "must": "reported, not required (at lr 0.05 the updates move h by a few "
+                "percent at the base width)",
+            },
+        },
         extra=[
             {
                 **_CONTROL_ADDED,
                 "rule": "as v5; SP in place of the scale's points is run and reported (not "
                 "required to fail: it does not)",
-            }
+                "verdict": "not run at full scale",
+            },
+            {
+                "version": 7,
+                "commit": "the commit adding off_scale_controls",
+                "date": "2026-12-01",
+                "rule": "as v6, and the claim passes only if the unnormalized-init table of "
+                "off_scale_controls fails C1 by the same rule (a disagreeing row); r = 3/4 "
+                "reported",
+                "reason": "issue 14: C1 had no table that must fail it (SP does not)",
+                "after_data": False,
+                "verdict": "not yet run",
+            },
         ],
     ),
     "C2": _slope_rule(
