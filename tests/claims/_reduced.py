@@ -22,4 +22,7 @@ def assert_reduced_form_holds(result):
     control = result.details.get("negative_control")
     if control is not None and control.get("required", True):  # it must fail, and does
         assert control["fails_as_required"], control
+    off_scale = result.details.get("off_scale_controls")
+    if off_scale is not None:  # C1: the required off-scale table must fail, and does
+        assert off_scale["required"]["fails_as_required"], off_scale["required"]
     assert result.verdict == ("pass" if agree else "fail")

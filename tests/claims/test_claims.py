@@ -98,6 +98,21 @@ def test_c1_negative_control_is_reported_not_required(quick):
     assert control["verdict"] in ("pass", "fail") and "finding" in control
 
 
+def test_c1_unnormalized_init_fails_it(quick):
+    """The required control: σ_hidden = Θ(1) makes h_rms grow as n^{1/2} per hidden layer,
+    so a hidden row disagrees with C1's 0 (layer 2 of the linear net near 1/2, of the MLP
+    near 1/2 and its layer 3 near 1); the first layer (fan-in fixed) is untouched."""
+    _, results = quick
+    required = results["C1"].details["off_scale_controls"]["required"]
+    assert required["fails_as_required"] and required["disagreeing_rows"] > 0
+    rows = {(row["arch"], row["ell"]): row for row in required["table"]}
+    assert abs(rows["linear", 2]["slope"] - 0.5) < 0.1
+    assert abs(rows["mlp", 3]["slope"] - 1.0) < 0.2
+    assert rows["linear", 1]["agreement"] == "agrees" and rows["mlp", 1]["agreement"] == "agrees"
+    reported = results["C1"].details["off_scale_controls"]["reported"]
+    assert {row["step"] for row in reported["table"]} == {1, 20}
+
+
 def test_gauges_are_compared_off_the_base_width(quick):
     _, results = quick
     table = results["C10"].table
@@ -132,12 +147,12 @@ def test_reproduce_rules_prints_json():
     assert CliRunner().invoke(app, ["reproduce", "C99", "--rules"]).exit_code == 2
 
 
-def test_recorded_reproduction_says_under_which_rules():
-    """docs/reproduction/claims.json either carries the current rule of every claim, or
-    docs/reproduction.md says in its headline that it was produced under earlier rules."""
+def test_recorded_reproduction_was_judged_under_the_current_rules():
+    """docs/reproduction/claims.json holds every claim of the rules table, each carrying the
+    rule it was judged by, and that rule is the current one: a rule changed since the
+    full-scale run fails this test until the reproduction is regenerated."""
     root = Path(__file__).parents[2]
     stored = json.loads((root / "docs/reproduction/claims.json").read_text())
-    current = all(row.get("rule") == rule_of(row["claim"]) for row in stored)
-    if not current:
-        head = (root / "docs/reproduction.md").read_text()[:6000]
-        assert "produced under earlier rules" in head
+    assert [row["claim"] for row in stored] == list(RULES), "a claim is missing or extra"
+    stale = [row["claim"] for row in stored if row.get("rule") != rule_of(row["claim"])]
+    assert not stale, f"{stale} were judged under rules other than the current ones"
