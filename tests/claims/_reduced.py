@@ -8,10 +8,17 @@ SLOPE_CLAIMS = {"C1", "C2", "C3", "C4", "C5", "C6", "C7"}  # judged row by row
 
 
 def assert_reduced_form_holds(result):
-    """Its own checks pass; for a slope claim: no row disagrees, every slope is within its
+    """Its own checks pass (C11: on the smooth network, its ReLU verdict reported beside);
+    for a slope claim: no row disagrees, every slope is within its
     tolerance of the prediction, its negative control (if any) fails with a disagreeing row,
     and the claim passes exactly when every row agrees."""
     table = result.to_json()["table"]
+    by_activation = result.details.get("verdict_by_activation")
+    if by_activation is not None:  # C11: judged per activation, passes iff every one does
+        assert by_activation["tanh"] == "pass", result.details["checks_by_activation"]
+        every = all(v == "pass" for v in by_activation.values())
+        assert result.verdict == ("pass" if every else "fail")
+        return
     if result.claim not in SLOPE_CLAIMS:
         assert result.verdict == "pass", json.dumps(table, indent=1)[:3000]
         return

@@ -1,7 +1,8 @@
 """C11 (THEORY.md §3): model rescaling emulates any richness.
 
-Measures: C11 on a deep tanh MLP on digits (smooth, so no kink term in the gap). Two
-families reach the same activity α:
+Measures: C11 on a deep MLP on digits, once with tanh (smooth: no kink term in the gap) and
+once with ReLU (rule v4: the claim passes only if both do). Two families reach the same
+activity α:
   width family:  r = 1/2, STP gauge, widths n = n0·α² (α = (n/n0)^{1/2});
   γ family:      fixed width n0, rescaling gauge (NTP with its output divided by γ and its
                  learning rate multiplied by γ²), γ = α.
@@ -10,13 +11,14 @@ note on C8: the correlated-update term and the first-step term), so gap·m with 
 (A·α² + B·α)/n0 in both families: the normalized curves coincide, growing like α^k with k
 between 1 (early) and 2 (once features have moved). A ReLU network adds the kink term
 C·n^{r/2−3/4}, which is α^{1/2} at fixed width but α^{−1}·… along widths and breaks the
-collapse (measured with ReLU: γ family α^0.75 against α^1.66, a factor 3.5 apart at α = 4);
-hence the smooth network here.
-Verdict: in each family the exponent of ‖Δh‖ against α is within 0.1 of 1 and that of gap·m
-lies in [0.9, 2.1]; at every α the families agree within 15% on ‖Δh‖ and within a factor 1.5
-on gap·m. Measured at full scale (n0 = 256, α ∈ {1, 2, 4}, 20 steps, 4 seeds): ‖Δh‖ exponents
-0.99 and 0.99, ratios 1.00 / 0.99 / 0.99; gap·m exponents 1.33 and 1.17, ratios 1.00 / 1.04 /
-1.25."""
+collapse (measured with ReLU under rule v2: γ family α^0.75 against α^1.66, a factor 3.5 apart
+at α = 4), so a claim that holds only for smooth networks fails here and says so per activation.
+Verdict, per activation: in each family the exponent of ‖Δh‖ against α is within 0.1 of 1
+and that of gap·m lies in [0.9, 2.1]; at every α the families agree within 15% on ‖Δh‖ and
+within a factor 1.5 on gap·m. The claim passes iff every activation passes. Measured for
+tanh at full scale (n0 = 256, α ∈ {1, 2, 4}, 20 steps, 4 seeds; rule v3): ‖Δh‖ exponents
+0.99 and 0.99, ratios 1.00 / 0.99 / 0.99; gap·m exponents 1.33 and 1.17, ratios 1.00 /
+1.04 / 1.25."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ _TOL = rule_of(CLAIM)["tolerance"]  # richness.claims.rules
 TOL_DH = _TOL["dh_slope"]
 GAP_RANGE = tuple(_TOL["gap_slope_range"])
 AGREE_DH, AGREE_GAP = _TOL["dh_agree"], _TOL["gap_agree_factor"]
+ACTIVATIONS = tuple(rule_of(CLAIM)["activations"])
 
 
 def _curves(runs, metrics, step, alpha_of):
@@ -58,12 +61,47 @@ def _slope(curve, index):
 
 
 def run(ctx: Context) -> ClaimResult:
-    """Runs (or reads back) both families and returns the verdict."""
+    """Runs (or reads back) both families for each activation and returns the verdict: pass
+    iff every activation passes (rule v4); each activation's verdict is in the details."""
+    per = {act: _families(ctx, act) for act in ACTIVATIONS}
+    ok = all(p["ok"] for p in per.values())
+    figure = _figure(ctx, {act: (p["width_curve"], p["gamma_curve"]) for act, p in per.items()})
+    return ClaimResult(
+        claim=CLAIM,
+        title=TITLE,
+        verdict="pass" if ok else "fail",
+        measured={
+            f"{act}: {k}": round(v, 4) for act, p in per.items() for k, v in p["slopes"].items()
+        },
+        predicted={
+            f"{act}: {k}": (1.0 if "Δh" in k else "1 to 2")
+            for act, p in per.items()
+            for k in p["slopes"]
+        },
+        tolerance={
+            "dh_slope": TOL_DH,
+            "gap_slope_range": GAP_RANGE,
+            "dh_agree": AGREE_DH,
+            "gap_agree_factor": AGREE_GAP,
+        },
+        details={
+            "base_width": per[ACTIVATIONS[0]]["base"],
+            "step": per[ACTIVATIONS[0]]["step"],
+            "verdict_by_activation": {act: "pass" if p["ok"] else "fail" for act, p in per.items()},
+            "checks_by_activation": {act: p["checks"] for act, p in per.items()},
+        },
+        figures=[figure],
+        table=[{"activation": act, **row} for act, p in per.items() for row in p["table"]],
+    )
+
+
+def _families(ctx: Context, activation: str) -> dict:
+    """The width and γ families of one activation, their slopes, per-α table and checks."""
     full = ctx.scale == "full"
     base, step = (256, 20) if full else (64, 6)
     alphas = [1, 2, 4]
     common = {
-        "model": {**ARCHS["mlp"]["model"], "activation": "tanh"},  # smooth: no kink term
+        "model": {**ARCHS["mlp"]["model"], "activation": activation},
         "data": ARCHS["mlp"]["data"],
         "base_width": base,
         "seeds": [0, 1, 2, 3] if full else [0, 1],
@@ -121,49 +159,49 @@ def run(ctx: Context) -> ClaimResult:
                 "gap_ratio": gap_ratio,
             }
         )
-    ok = (
-        agree
-        and all(abs(v - 1) <= TOL_DH for k, v in slopes.items() if "Δh" in k)
-        and all(GAP_RANGE[0] <= v <= GAP_RANGE[1] for k, v in slopes.items() if "gap" in k)
-        and all(math.isfinite(v) for v in slopes.values())
-    )
-    figure = _figure(ctx, width_curve, gamma_curve)
-    return ClaimResult(
-        claim=CLAIM,
-        title=TITLE,
-        verdict="pass" if ok else "fail",
-        measured={k: round(v, 4) for k, v in slopes.items()},
-        predicted={k: (1.0 if "Δh" in k else "1 to 2") for k in slopes},
-        tolerance={
-            "dh_slope": TOL_DH,
-            "gap_slope_range": GAP_RANGE,
-            "dh_agree": AGREE_DH,
-            "gap_agree_factor": AGREE_GAP,
-        },
-        details={"base_width": base, "step": step},
-        figures=[figure],
-        table=table,
-    )
+    checks = {
+        f"families agree at every α (‖Δh‖ within {AGREE_DH}, gap·m within ×{AGREE_GAP})": bool(
+            agree
+        ),
+        f"‖Δh‖ exponents within {TOL_DH} of 1": all(
+            abs(v - 1) <= TOL_DH for k, v in slopes.items() if "Δh" in k
+        ),
+        f"gap·m exponents in {list(GAP_RANGE)}": all(
+            GAP_RANGE[0] <= v <= GAP_RANGE[1] for k, v in slopes.items() if "gap" in k
+        ),
+        "every slope finite": all(math.isfinite(v) for v in slopes.values()),
+    }
+    return {
+        "ok": all(checks.values()),
+        "checks": checks,
+        "slopes": slopes,
+        "table": table,
+        "width_curve": width_curve,
+        "gamma_curve": gamma_curve,
+        "base": base,
+        "step": step,
+    }
 
 
-def _figure(ctx: Context, width_curve, gamma_curve) -> str:
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-    for ax, index, name, slope in (
-        (axes[0], 0, "‖Δh‖ (layer 2)", 1),
-        (axes[1], 1, "gap · n/n0", 2),
-    ):
-        for curve, label, style in (
-            (width_curve, "width n = n0·α², r = 1/2", "o-"),
-            (gamma_curve, "fixed n0, rescaling γ = α", "s--"),
+def _figure(ctx: Context, curves: dict) -> str:
+    """‖Δh‖ and gap·m against α for both families, one row per activation."""
+    fig, axes = plt.subplots(len(curves), 2, figsize=(9, 3.6 * len(curves)), squeeze=False)
+    for row, (activation, (width_curve, gamma_curve)) in zip(axes, curves.items(), strict=True):
+        for ax, index, name, slope in (
+            (row[0], 0, "‖Δh‖ (layer 2)", 1),
+            (row[1], 1, "gap · n/n0", 2),
         ):
-            a = np.array(list(curve))
-            ax.loglog(a, [v[index] for v in curve.values()], style, label=label)
-        a = np.array(list(width_curve))
-        first = next(iter(width_curve.values()))[index]
-        ax.loglog(a, first * a**slope, ":", color="gray", label=f"∝ α^{slope}")
-        ax.set_xlabel("activity α")
-        ax.set_ylabel(name)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+            for curve, label, style in (
+                (width_curve, "width n = n0·α², r = 1/2", "o-"),
+                (gamma_curve, "fixed n0, rescaling γ = α", "s--"),
+            ):
+                a = np.array(list(curve))
+                ax.loglog(a, [v[index] for v in curve.values()], style, label=label)
+            a = np.array(list(width_curve))
+            first = next(iter(width_curve.values()))[index]
+            ax.loglog(a, first * a**slope, ":", color="gray", label=f"∝ α^{slope}")
+            ax.set_xlabel("activity α")
+            ax.set_ylabel(f"{name}, {activation}")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
     return save_claim_figure(fig, ctx.out, CLAIM, f"{CLAIM}: {TITLE}")
