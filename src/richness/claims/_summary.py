@@ -103,7 +103,8 @@ CONDITIONS = [
     "**Rules.** Every claim's rule is data (`richness.claims.rules`, printed by `richness "
     "reproduce --rules`) with its version and history; each claim below shows both, and each "
     "`claims.json` entry carries the rule it was judged by (a test fails when it is not the "
-    "current one).",
+    "current one). What the write-up said of the 2026-11-23 runs, re-judged: "
+    "[reproduction_history.md](reproduction_history.md).",
     "**Runs.** A second `reproduce` reads finished runs back from `OUT/runs.sqlite` and the "
     "run caches next to it (`second_order_runs/`, `limit_runs/`, `c19_runs/`, `C*-*.json`); "
     "a cached run does not record the commit that produced it.",
