@@ -45,6 +45,8 @@ def build_model(spec, width: int, data: Dataset) -> nn.Module:
         return models.LinearNet(d_in=math.prod(data.input_shape), width=width, d_out=data.d_out)
     if kind == "cnn":
         return models.CNN(data.input_shape[0], width=width, n_classes=data.d_out, **kw)
+    if kind == "convmixer":
+        return models.ConvMixer(data.input_shape[0], width=width, n_classes=data.d_out, **kw)
     if kind == "resmlp":
         return models.ResMLP(d_in=math.prod(data.input_shape), width=width, d_out=data.d_out, **kw)
     if kind == "transformer":  # token data: x (N, T) ids, n_classes = V
@@ -169,7 +171,11 @@ def identity(model: nn.Module, layers: Sequence[str], table: Parameterization) -
         chain = getattr(getattr(modules[name], "parametrizations", None), "weight", None)
         role = chain[0].role if chain is not None and isinstance(chain[0], Multiplier) else None
         entries.append({"name": name, "role": role, "ell": ell})
-    predicted, predicted_init = predicted_series(table, list(layers))
+    roles = [entry["role"] for entry in entries]
+    by_position = ["input"] + ["hidden"] * (len(entries) - 2) + ["output"]
+    # the measured roles when they differ from position (a ConvMixer's depthwise convs)
+    own = roles if None not in roles and len(roles) >= 2 and roles != by_position else None
+    predicted, predicted_init = predicted_series(table, list(layers), roles=own)
     return {
         "depth": len(layers),
         "layers": entries,

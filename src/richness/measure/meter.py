@@ -136,7 +136,8 @@ def patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """A layer's inputs (M, N, ...) as the rows its weight matrix multiplies: (M, N, P, fan_in).
 
     Dense layers (Linear, Conv1D): P = prod of the leading dims; Conv1d/2d: one row per output
-    position (im2col).
+    position (im2col), over all C_in channels (a grouped conv's rows hold every group's
+    channels in order: `grouped_apply` multiplies them block by block).
     """
     m, n = x.shape[:2]
     if layout_of(module).applied == "dense":
@@ -149,12 +150,40 @@ def patches(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     else:
         kernel, stride = module.kernel_size, module.stride
         padding, dilation = module.padding, module.dilation
-    if isinstance(padding, str) or module.groups != 1 or isinstance(module, nn.Conv3d):
-        raise ValueError(
-            "unsupported conv for weight metrics (Conv3d, string padding or groups > 1)"
-        )
+    if isinstance(padding, str) or isinstance(module, nn.Conv3d):
+        raise ValueError("unsupported conv for weight metrics (Conv3d or string padding)")
     cols = nn.functional.unfold(x, kernel, dilation=dilation, padding=padding, stride=stride)
     return cols.transpose(1, 2).reshape(m, n, -1, cols.shape[1])  # (M, N, P, C_in·k·k)
+
+
+def groups_of(module: nn.Module) -> int:
+    """A conv's `groups` (a depthwise conv: C_in); 1 for every other layer."""
+    return int(getattr(module, "groups", 1)) if layout_of(module).applied == "conv" else 1
+
+
+def grouped_apply(rows: torch.Tensor, w: torch.Tensor, groups: int) -> torch.Tensor:
+    """W x for every row: rows (M, N, P, G·F) from `patches`, w (M, out, F) a `weight_matrix`
+    of a conv with G groups (F = C_in/G · prod(kernel)); output channel o reads group
+    o // (out/G) only (the block-diagonal matrix the conv applies). Returns (M, N, P, out)."""
+    if groups == 1:
+        return torch.einsum("mnpi,moi->mnpo", rows, w)
+    m, n, p, _ = rows.shape
+    blocks = w.reshape(w.shape[0], groups, -1, w.shape[-1])  # (M, G, out/G, F)
+    out = torch.einsum("mnpgf,mgof->mnpgo", rows.reshape(m, n, p, groups, -1), blocks)
+    return out.reshape(m, n, p, -1)
+
+
+def grouped_op_norms(
+    a: torch.Tensor, v: torch.Tensor | None, iters: int, groups: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`op_norms` of the block-diagonal operator a conv with `groups` groups applies: the
+    largest of its blocks' (a depthwise conv's: the largest channel's kernel norm)."""
+    if groups == 1:
+        return op_norms(a, v, iters)
+    m = a.shape[0]
+    blocks = a.reshape(m * groups, -1, a.shape[-1])  # (M·G, out/G, F)
+    norms, v = op_norms(blocks, v, iters)
+    return norms.reshape(m, groups).amax(dim=-1), v
 
 
 def power_iteration_start(k: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -462,11 +491,14 @@ class Meter:
         grads = self._view.grads() if "grad" in wanted else {}
         for name in self.layers:
             module = self._view.modules[name]
+            groups = groups_of(module)  # a grouped conv's matrix is block-diagonal
             dw = weights[name] - self._w0[name]  # (M, out, fan_in)
             if "dW_fro" in wanted:
                 out[f"dW_fro/{name}"] = dw.flatten(1).norm(dim=-1)
             if "dW_op" in wanted or "align" in wanted:
-                op, self._vectors[name] = op_norms(dw, self._vectors.get(name), self.power_iters)
+                op, self._vectors[name] = grouped_op_norms(
+                    dw, self._vectors.get(name), self.power_iters, groups
+                )
                 if "dW_op" in wanted:
                     out[f"dW_op/{name}"] = op
             if grads.get(name):
@@ -477,7 +509,7 @@ class Meter:
             ):
                 continue
             rows = patches(module, xin[name])  # (M, N, P, fan_in)
-            own = torch.einsum("mnpi,moi->mnpo", rows, dw)  # ΔW x
+            own = grouped_apply(rows, dw, groups)  # ΔW x
             if "align" in wanted:
                 row_norm = rows.norm(dim=-1).clamp_min(torch.finfo(rows.dtype).tiny)
                 ratio = own.norm(dim=-1) / (op[:, None, None] * row_norm)
@@ -485,13 +517,15 @@ class Meter:
             if name == self.layers[0]:
                 continue  # the first layer's input does not move: no passthrough
             dx_rows = patches(module, xin[name] - self._x0[name])
-            passthrough = torch.einsum("mnpi,moi->mnpo", dx_rows, self._w0[name])  # W0 Δx
+            passthrough = grouped_apply(dx_rows, self._w0[name], groups)  # W0 Δx
             if "max_ratio" in wanted:
                 own_norm = own.flatten(2).norm(dim=-1).mean(-1)
                 out[f"max_ratio/{name}"] = own_norm / passthrough.flatten(2).norm(dim=-1).mean(-1)
             if "align_w0" in wanted:
                 if name not in self._w0_op:  # once per meter; an SVD at n = 8192 takes minutes
-                    self._w0_op[name], _ = op_norms(self._w0[name], None, 4 * self.power_iters)
+                    self._w0_op[name], _ = grouped_op_norms(
+                        self._w0[name], None, 4 * self.power_iters, groups
+                    )
                 dx_norm = dx_rows.norm(dim=-1).clamp_min(torch.finfo(rows.dtype).tiny)
                 ratio = passthrough.norm(dim=-1) / (self._w0_op[name][:, None, None] * dx_norm)
                 out[f"align_w0/{name}"] = ratio.mean((1, 2))

@@ -11,7 +11,7 @@ from torch import nn
 
 from richness.nn.transformer import Transformer
 
-__all__ = ["CNN", "MLP", "LinearNet", "ResMLP", "Transformer", "activation_fn"]
+__all__ = ["CNN", "MLP", "ConvMixer", "LinearNet", "ResMLP", "Transformer", "activation_fn"]
 
 _ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "linear": lambda x: x,
@@ -176,3 +176,72 @@ class CNN(nn.Module):
                 h = nn.functional.avg_pool2d(h, 2)
         h = h.mean(dim=(-2, -1))  # (N, n)
         return self.readout(h)
+
+
+class ConvMixer(nn.Module):
+    """ConvMixer (Trockman & Kolter, arXiv:2201.09792) without BatchNorm.
+
+    h = φ(patch(x)) with a p×p conv of stride p (C → n channels); then `depth` blocks
+    h ← h + φ(depthwise(h)) (a k×k conv per channel, groups = n, padding k//2),
+    h ← φ(pointwise(h)) (1×1, n → n); global average pool; linear(n → classes).
+
+    Richness roles (read against the same model at another width, `richness.nn.roles`):
+    `patch` is input (fan-in C·p², fan-out n), every `blocks[i].depthwise` is input-like: its
+    weight is (n, 1, k, k), fan-in k² fixed and n channels, each its own map (a "vector-like"
+    layer of the μP tables, like a bias or a norm gain with a kernel), `blocks[i].pointwise` is
+    hidden (fan-in and fan-out n), `readout` output. `Parameterization.predict(roles=...)`
+    takes the interleaved order (the run's identity passes it).
+
+    No BatchNorm: it renormalizes every channel per batch, so the feature movement
+    ‖Δh‖/‖h(0)‖ the claims measure would be divided out, the model's function would differ
+    between train and eval mode, and its running statistics have no row in the tables. The
+    residual stream then grows by at most (1 + ½)^{1/2} per block at init under ReLU (σ =
+    1/√fan_in), and each pointwise ReLU halves its second moment again: coordinates stay Θ(1)
+    at the depths used (≤ 8).
+
+    Shapes: x (N, C, H, W) → f (N, n_classes); H and W divisible by `patch_size`.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        width: int = 64,
+        n_classes: int = 10,
+        depth: int = 4,
+        patch_size: int = 4,
+        kernel_size: int = 5,
+        activation: str = "relu",
+        bias: bool = False,
+    ):
+        super().__init__()
+        _check_sizes(
+            in_channels=in_channels,
+            width=width,
+            n_classes=n_classes,
+            depth=depth,
+            patch_size=patch_size,
+            kernel_size=kernel_size,
+        )
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size={kernel_size!r} must be odd (same-size padding)")
+        self.phi = activation_fn(activation)
+        self.patch = nn.Conv2d(in_channels, width, patch_size, stride=patch_size, bias=bias)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    "depthwise": nn.Conv2d(
+                        width, width, kernel_size, padding=kernel_size // 2, groups=width, bias=bias
+                    ),
+                    "pointwise": nn.Conv2d(width, width, 1, bias=bias),
+                }
+            )
+            for _ in range(depth)
+        )
+        self.readout = nn.Linear(width, n_classes, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.phi(self.patch(x))  # (N, n, H/p, W/p)
+        for block in self.blocks:
+            h = h + self.phi(block["depthwise"](h))
+            h = self.phi(block["pointwise"](h))
+        return self.readout(h.mean(dim=(-2, -1)))  # (N, n) → (N, classes)

@@ -172,14 +172,16 @@ class Parameterization:
             for role, laws in self.roles.items()
         }
 
-    def predict(self, depth: int = 3) -> dict[str, float]:
+    def predict(self, depth: int = 3, roles: list[str] | None = None) -> dict[str, float]:
         """Predicted width exponents of THEORY.md §4 (C1–C8) by the one-step derivation.
 
-        See `richness.scaling.predict.predict_exponents` for the keys.
+        See `richness.scaling.predict.predict_exponents` for the keys and `roles` (the layers'
+        roles in order, for a model with input-like layers inside it, such as a ConvMixer's
+        depthwise convs; None: input, hidden…, output).
         """
         from richness.scaling.predict import predict_exponents
 
-        return predict_exponents(self, depth)
+        return predict_exponents(self, depth, roles=roles)
 
     def criteria(self, depth: int = 3) -> list:
         """Verdicts on THEORY.md §2's criteria (activations, NTC, UUC, MAX) for this table."""

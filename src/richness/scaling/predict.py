@@ -59,18 +59,35 @@ __all__ = [
 _TOL = 1e-9
 
 
-def _layer_roles(depth: int) -> list[str]:
+def _layer_roles(depth: int, roles: list[str] | None = None) -> list[str]:
     if not isinstance(depth, int) or depth < 2:
         raise ValueError(f"depth={depth!r} must be an integer ≥ 2 (input and output layers)")
-    return ["input"] + ["hidden"] * (depth - 2) + ["output"]
+    if roles is None:
+        return ["input"] + ["hidden"] * (depth - 2) + ["output"]
+    roles = list(roles)
+    inner_ok = all(role in ("input", "hidden") for role in roles[1:-1])
+    if len(roles) != depth or roles[0] != "input" or roles[-1] != "output" or not inner_ok:
+        raise ValueError(
+            f"roles={roles!r} must list depth={depth} roles: 'input' first, 'output' last, "
+            "'input' or 'hidden' between"
+        )
+    return roles
 
 
-def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
+def predict_exponents(
+    p: Parameterization, depth: int = 3, roles: list[str] | None = None
+) -> dict[str, float]:
     """Predicted width exponents for a network of `depth` weight layers.
 
     Args:
       p: the table.
       depth: number of weight layers (input + hidden + output); 3 is the tutorial's model.
+      roles: the layers' roles in order (None: input, hidden…, output). An "input" layer
+        inside the network is input-like: fan-in fixed, fan-out n, each output coordinate fed
+        by one input coordinate's k² taps (a ConvMixer's depthwise conv): its σ, η follow the
+        input row, its fan-in does not scale, and the gradient it passes back does not sum
+        over n. A residual connection around it leaves the exponents as they are (the sum of
+        two terms of one exponent).
 
     Returns:
       A flat dict. Per representation ℓ = 1..depth−1 (hidden): "h_rms/ℓ" (C1), "dh/ℓ" (C2,
@@ -85,7 +102,7 @@ def predict_exponents(p: Parameterization, depth: int = 3) -> dict[str, float]:
       docstring (issue 14's C14). They are not Meter keys (the Meter's are "dW_fro", "dW_op"),
       so `predicted_series` does not file them with runs; C14 maps them itself.
     """
-    roles = _layer_roles(depth)
+    roles = _layer_roles(depth, roles)
     adam = p.optimizer == "adam"
     v, lam, fan, a, b = _init_pass(p, roles)
     n_layers = len(roles)

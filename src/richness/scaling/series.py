@@ -53,10 +53,11 @@ def _layer_exponent(pred: dict[str, float], q: str, ell: int, depth: int, init: 
 
 
 def predicted_series(
-    p: Parameterization, layers: list[str]
+    p: Parameterization, layers: list[str], roles: list[str] | None = None
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Predicted width exponents keyed by Meter key, for a model whose measured layers are
-    `layers` in order (ℓ = position + 1, the last is the output, depth = len(layers)).
+    `layers` in order (ℓ = position + 1, the last is the output, depth = len(layers)), with
+    their `roles` in that order (None: input, hidden…, output; see `predict_exponents`).
 
     Returns:
       (predicted, predicted_init): the exponents after ≥ 1 step, and the keys whose exponent at
@@ -65,7 +66,7 @@ def predicted_series(
     depth = len(layers)
     if depth < 2:
         return {}, {}
-    pred = p.predict(depth)
+    pred = p.predict(depth, roles=roles)
     after: dict[str, float] = {q: pred[q] for q in MODEL_QUANTITIES if q in pred}
     init: dict[str, float] = {}
     for ell, name in enumerate(layers, start=1):

@@ -63,15 +63,22 @@ MAX_DEPTH = 1000
 visits each at every step (`model.depth: 1000000000000` would hang, not fail)."""
 
 
+_LATER_FIELDS = ("patch_size", "kernel_size")
+"""ModelSpec fields dumped only when set (`ModelSpec._dump`)."""
+
+
 class ModelSpec(_Typed):
     """The architecture; `width` comes from the sweep."""
 
-    kind: Literal["mlp", "linear", "cnn", "resmlp", "transformer", "hf", "factory"] = "mlp"
+    kind: Literal["mlp", "linear", "cnn", "convmixer", "resmlp", "transformer", "hf", "factory"] = (
+        "mlp"
+    )
     depth: int = Field(
         3,
         ge=1,
         le=MAX_DEPTH,
-        description="weight layers (mlp, ≥ 2), conv layers (cnn), blocks (resmlp, transformer)",
+        description="weight layers (mlp, ≥ 2), conv layers (cnn), blocks (convmixer, resmlp, "
+        "transformer)",
     )
     activation: Literal["linear", "relu", "tanh", "erf", "gelu"] = "relu"
     bias: bool = False
@@ -94,6 +101,12 @@ class ModelSpec(_Typed):
     architecture: str | None = Field(
         None, description="hf: a transformers model_type (llama, mistral, qwen2, gpt2, ...)"
     )
+    patch_size: int | None = Field(
+        None, ge=1, description="convmixer: patch-embedding size and stride p (default 4)"
+    )
+    kernel_size: int | None = Field(
+        None, ge=1, description="convmixer: depthwise kernel k, odd (default 5)"
+    )
     factory: str | None = Field(None, description="'module:function', f(width) -> nn.Module")
     d_in: int | None = Field(None, ge=1, description="ignored: taken from the data")
     d_out: int | None = Field(None, ge=1, description="ignored: taken from the data")
@@ -114,6 +127,8 @@ class ModelSpec(_Typed):
             "zero_query": ("transformer",),
             "zero_readout": ("transformer",),
             "architecture": ("hf",),
+            "patch_size": ("convmixer",),
+            "kernel_size": ("convmixer",),
         }
         for name, kinds in only.items():
             if getattr(self, name) is not None and self.kind not in kinds:
@@ -122,7 +137,19 @@ class ModelSpec(_Typed):
             raise ValueError("give model.n_heads or model.d_head, not both")
         if self.kind in ("transformer", "hf") and "activation" in self.model_fields_set:
             raise ValueError(f"model.activation does not apply to kind {self.kind!r}")
+        if self.kernel_size is not None and self.kernel_size % 2 != 1:
+            raise ValueError(f"model.kernel_size={self.kernel_size} must be odd")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # fields added after runs were stored are left out while unset, so the config (and its
+        # hash, the run id) of every model that does not use them stays as it was
+        fields = handler(self)
+        for name in _LATER_FIELDS:
+            if fields.get(name) is None:
+                fields.pop(name, None)
+        return fields
 
     def min_parameters(self, width: int) -> int | None:
         """A lower bound on the parameter count at `width` (None for a factory: unknown).
@@ -135,12 +162,12 @@ class ModelSpec(_Typed):
             "mlp": depth - 2,  # d_in → n → … → n → d_out
             "linear": 1,  # fixed depth 3
             "cnn": 9 * (depth - 1),  # 3×3 convs n → n after the first
+            "convmixer": depth,  # a 1×1 pointwise n → n per block (depthwise: k²·n)
             "resmlp": 2 * depth,  # fc1, fc2 per block
             "transformer": 12 * depth,  # q, k, v, o: 4n²; mlp n → 4n → n: 8n²
             "hf": 12 * depth,  # the same blocks (a gated MLP's three 8n/3 matrices: 8n²)
         }.get(self.kind)
         return None if squares is None else squares * n * n + 2 * n
-
 
 
 # --------------------------------------------------------------------------------------------
