@@ -251,7 +251,12 @@ def transfer(
     optima = {(o["label"], o["quantity"], o["width"]): o for o in summary["optima"]}
     widths = sorted({o["width"] for o in summary["optima"]})
     fitted = min(min(d["fit_widths"]) for d in summary["drifts"])
-    heads = (f"drift / doubling (n ≥ {fitted})", "95% CI", "all widths", "verdict")
+    heads = (
+        f"drift / doubling (n ≥ {fitted})",
+        "interval (seed bootstrap)",
+        "all widths",
+        "verdict",
+    )
     for col in ("parameterization", *map(str, widths), *heads):
         table.add_column(col)
     for d in summary["drifts"]:
@@ -303,7 +308,7 @@ def _print_richness_scale(summary_path: Path, step: int) -> None:
 
     fits = json.loads(summary_path.read_text())["fits"]
     table = Table(title=f"the richness scale: fitted exponent of ‖Δh‖ after {step} steps")
-    for col in ("r", "layer", "measured slope", "95% CI", "predicted"):
+    for col in ("r", "layer", "measured slope", "interval (seed bootstrap)", "predicted"):
         table.add_column(col)
     for fit in fits:
         hidden = fit.get("ell", 0) is not None and 0 < fit.get("ell", 0) < fit.get("depth", 0)
@@ -380,7 +385,7 @@ def check(
     how = "chosen: stable at the smallest width" if fits.attrs["lr_chosen"] else "given"
     console.print(f"lr {fits.attrs['lr']:g} ({how}), {optimizer_kind}, {loss}")
     table = Table(title=f"coordinate check of {factory}: {what}, widths {widths}, step {steps}")
-    for col in ("quantity", "layer", "slope", "95% CI", "expected", "verdict"):
+    for col in ("quantity", "layer", "slope", "interval (seed bootstrap)", "expected", "verdict"):
         table.add_column(col)
     shown = {"agrees": "[green]ok[/green]", "disagrees": "[red]off[/red]", "undetermined": "?"}
     for row in fits.sort_values(["quantity", "ell"]).itertuples():
@@ -446,7 +451,7 @@ def meter(
         _fail(f"{source}: no family measured at two or more widths with dh")
     colors = {"lazy": "cyan", "rich": "green", "intermediate": "yellow", "ill-scaled": "red"}
     table = Table(title=f"effective richness of {what}: ‖Δh‖ ~ n^r̂, 0 lazy to ½ rich")
-    for col in ("family", "r̂", "95% CI", "lazy→rich", "‖Δf‖ exp.", "verdict"):
+    for col in ("family", "r̂", "interval (seed bootstrap)", "lazy→rich", "‖Δf‖ exp.", "verdict"):
         table.add_column(col)
     for est in estimates:
         df = est.checks[est.checks["signal"] == "df"]["value"]
@@ -490,9 +495,7 @@ def reproduce(
     ] = None,
     rules: Annotated[
         bool,
-        typer.Option(
-            "--rules", help="print the verdict rules (of CLAIM, or all) as JSON and exit"
-        ),
+        typer.Option("--rules", help="print the verdict rules (of CLAIM, or all) as JSON and exit"),
     ] = False,
 ) -> None:
     """Run claims of THEORY.md §4; write OUT/claims.json, figures and a markdown write-up."""
