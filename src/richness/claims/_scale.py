@@ -21,7 +21,7 @@ from richness.analysis.agreement import agreement, asymptotic_widths
 from richness.claims._base import Context
 from richness.scaling import predicted_series, richness
 
-__all__ = ["ARCHS", "R_GRID", "arch_names", "scale_runs", "slopes"]
+__all__ = ["ARCHS", "R_GRID", "arch_names", "fitted_slopes", "scale_runs", "slopes"]
 
 R_GRID = (0.0, 0.125, 0.25, 0.375, 0.5)
 BASE_WIDTH = 64
@@ -162,6 +162,40 @@ def slopes(
       layers: "hidden" (ℓ < depth), "output" (ℓ = depth), "all", or "model" (layer "").
     """
     runs, metrics, spec = scale_runs(arch, ctx)
+    return fitted_slopes(
+        runs,
+        metrics,
+        spec,
+        arch,
+        quantity,
+        step,
+        layers=layers,
+        with_local=with_local,
+        optimizer=ctx.optimizer,
+        substitute=ctx.substitute,
+    )
+
+
+def fitted_slopes(
+    runs: pd.DataFrame,
+    metrics: pd.DataFrame,
+    spec: dict[str, Any],
+    arch: str,
+    quantity: str,
+    step: int,
+    *,
+    layers: str = "hidden",
+    with_local: bool = False,
+    optimizer: str = "sgd",
+    substitute: str | None = None,
+) -> list[dict[str, Any]]:
+    """`slopes` of any sweep over richness points (spec "richness", STP, a base width): the
+    scale experiment's, or another claim's runs of its own networks (C13 on CIFAR-10).
+
+    The layers' roles and predictions are those the runs recorded (`richness.build.identity`),
+    so a model with input-like layers inside it (a ConvMixer's depthwise convs) is predicted
+    by its own roles. `substitute`: the preset trained in place of every point (its label).
+    """
     upper = asymptotic_widths(spec["widths"])
     everything = fit_exponents(runs, metrics, quantities=[quantity], steps=[step], n_boot=0)
     fits = fit_exponents(
@@ -171,12 +205,14 @@ def slopes(
     rows = []
     depth = int(fits.depth.iloc[0]) if len(fits) else None
     done = run_table(runs)
-    names = done.loc[done["status"] == "done", "layers"].iloc[0] if depth else []
+    done = done.loc[done["status"] == "done"]
+    names = done["layers"].iloc[0] if depth else []
+    roles = _recorded_roles(done) if depth else None
     for r in _expected_points(spec):
-        p = richness(r, base_width=spec["base_width"], optimizer=ctx.optimizer)
-        predicted, predicted_init = predicted_series(p, names)
+        p = richness(r, base_width=spec["base_width"], optimizer=optimizer)
+        predicted, predicted_init = predicted_series(p, names, roles=roles)
         intended = {"predicted": predicted, "predicted_init": predicted_init}
-        label = ctx.substitute or f"r={r:g}"
+        label = substitute or f"r={r:g}"
         for fit in fits[fits.label == label].itertuples():
             ell = None if fit.ell < 0 else int(fit.ell)
             if layers == "model" and ell is not None:
@@ -208,6 +244,21 @@ def slopes(
                 row["local_slopes"] = [round(float(v), 4) for v in whole.local_slopes]
             rows.append(row)
     return rows
+
+
+def _recorded_roles(done: pd.DataFrame) -> list[str] | None:
+    """The layer roles a finished run recorded in its identity, where they differ from the
+    positional input, hidden…, output (None otherwise, or when not recorded)."""
+    if "identity" not in done.columns:
+        return None
+    identity = done["identity"].iloc[0]  # a dict (run_table parses it) or None
+    if not isinstance(identity, dict):
+        return None
+    roles = [entry.get("role") for entry in identity.get("layers", [])]
+    if len(roles) < 2 or None in roles:
+        return None
+    by_position = ["input"] + ["hidden"] * (len(roles) - 2) + ["output"]
+    return None if roles == by_position else roles
 
 
 def judge(rows: list[dict[str, Any]], rule: dict[str, Any]) -> tuple[bool, float]:

@@ -1,52 +1,61 @@
-"""C13 (THEORY.md §3 named points, §4): a practical CNN in the five named parameterizations.
+"""C13 (THEORY.md §3 named points, §4): practical conv nets in the five named parameterizations.
 
-Measures: C13, as the author's mupify CNN experiment (research/paper-digest.md §5, E4). The
-Myrtle-style CNN (`richness.nn.models.CNN`: 4 conv 3×3 layers of n channels, ReLU, average
-pools, linear readout) on digits as 1×8×8 images (1000 train, 500 test, 64 probe images;
-CIFAR-10 when `ctx.data_dir` is given), SGD with momentum 0.9, batch 64, MSE on one-hot
-targets, uncentered (as the author), the absolute tables (`base_width: "absolute"`) of the
-five named points: the lazy family NTP ≡ NTP-lr (r = 0) and the rich family μP ≡ μP-lr ≡ MFP
-(r = 1/2). Members of a family are gauge transformations of each other (THEORY.md §3).
+Two forms, one rule (`richness.claims.rules`, C13 v3): digits (no `ctx.data_dir`; v1's checks,
+unchanged) and CIFAR-10 (`ctx.data_dir`, key "cifar10" of the rule; docs/c13_cifar.md).
 
-Learning rate: η0 = 3.2 for every preset. The author trained with lr 1 on `F.mse_loss` (mean
-over the 10 outputs) and ReLUs with a √2 gain; our loss ½·Σ_outputs is 5× larger (lr 0.2
-matches), and without the √2 gains the infinite-width NTK of this 5-layer network is
-2^{L−1} = 16× smaller, so 0.2 · 16 = 3.2 gives the author's function-space step.
+Measures: C13, as the author's mupify CNN experiment (research/paper-digest.md §5, E4): the
+five named points' absolute tables (`base_width: "absolute"`): the lazy family NTP ≡ NTP-lr
+(r = 0) and the rich family μP ≡ μP-lr ≡ MFP (r = 1/2); members of a family are gauge
+transformations of each other (THEORY.md §3). SGD with momentum 0.9, batch 64, MSE on one-hot
+targets, uncentered (as the author).
 
-Verdict (on seed means; (b) and (c) at the largest width):
+Digits form. The Myrtle-style CNN (`richness.nn.models.CNN`: 4 conv 3×3 layers of n channels,
+ReLU, average pools, linear readout) on digits as 1×8×8 images (1000 train, 500 test, 64 probe
+images). η0 = 3.2 for every preset: the author trained with lr 1 on `F.mse_loss` (mean over
+the 10 outputs) and ReLUs with a √2 gain; our loss ½·Σ_outputs is 5× larger (lr 0.2 matches),
+and without the √2 gains the infinite-width NTK of this 5-layer network is 2^{L−1} = 16×
+smaller, so 0.2 · 16 = 3.2 gives the author's function-space step. Verdict (seed means; (b)
+and (c) at the largest width):
   (a) within each family the test-loss curves coincide: at every measured step and width,
       (max − min)/mean over the family's presets is at most TOL_FAMILY (lazy 0.02, rich
-      0.25). The members are exactly equivalent (C10: float64 trajectories agree to round-off,
-      and here at n = 16 and 64, where the gauge factors are powers of two, float32 runs of
-      μP and MFP are bit-identical); in float32 the rich dynamics amplify round-off, the lazy
-      ones much less. Measured at full scale: lazy 0.005 (single seeds 0.013), rich 0.12
-      (single seeds 0.29, around steps 50–100 where the loss drops fastest);
-  (b) the rich family reaches a lower final test loss: its worst member's ≤ RATIO_LOSS (0.8)
-      times the lazy family's best (measured 0.016 against 0.136 at n = 128, full);
-  (c) the rich family moves its features more: the relative movement ‖Δh_ℓ‖/‖h_ℓ(0)‖ (RMS
-      coordinates on the probe images, final step) of every conv layer is at least
-      RATIO_DH (1.5) times the lazy family's (measured 3.6–6.8 at n = 128, full);
-and every run finishes (no divergence). Test accuracy (full, n = 128: lazy 93.2%, rich
-99.5%), the final mini-batch training loss and the width slope of the feature movement
-(lazy ≈ −0.3, rich ≈ 0; −1/2 and 0 predicted for small updates) are reported alongside.
+      0.25). Measured at full scale: lazy 0.005 (single seeds 0.013), rich 0.12 (single
+      seeds 0.29, around steps 50–100 where the loss drops fastest);
+  (b) the rich family's worst final test loss ≤ RATIO_LOSS (0.8) times the lazy family's best
+      (measured 0.016 against 0.136 at n = 128, full);
+  (c) the rich family's relative movement ‖Δh_ℓ‖/‖h_ℓ(0)‖ (RMS coordinates on the probe
+      images, final step) of every conv layer ≥ RATIO_DH (1.5) times the lazy family's
+      (measured 3.6–6.8 at n = 128, full);
+and every run finishes. Caveat on (b): after 300 steps the lazy family has not fit the training
+set (training loss ≈ 0.13), so part of the gap is speed (at 8× longer, n = 64, NTP's test loss
+0.031 is still above μP's 0.017). Quick (n = 16, 32; one seed; 100 steps): spreads 5e-5 and
+0.007, final test loss 0.11 (rich) against 0.36 (lazy), movement ratios 4.0–6.3. Cost: 45 runs,
+about 4.5 min at full scale on two shared cores; quick about 15 s.
 
-Caveat on (b): after 300 steps the lazy family has not fit the training set (training loss
-≈ 0.13), so part of the gap is speed. Trained 8× longer (n = 64, seed 0, 2400 steps) NTP
-reaches training loss 0.011 and test loss 0.031 (99.2%), still above μP's 0.017 at step 300
-with training loss 0.007 (0.011 at step 2400): at matched training loss the rich network
-still generalizes better here.
+CIFAR-10 form (rule v2/v3, written before the runs it judges; docs/c13_cifar.md has the
+diagnosis and the numbers). Why v1 failed on real images: one η0 = 3.2, tuned on digits, is
+above μP's stability edge on 32×32 images from n = 32 (μP's ReLUs all die, f ≡ 0, loss 0.500)
+and 4–8× below NTP's (12.8 stable, 25.6 dies at n = 16), and 100 steps train neither family.
+Here: Myrtle5 (`CNN`, depth 4, 3×32×32) and a ConvMixer (`richness.nn.models.ConvMixer`, 4
+blocks, patch 4, kernel 5), 512 training images (per-channel standardized, the loader's
+default), 500 test, 64 probe; 36 epochs of 8 steps (quick: 4 epochs), measured every 2 epochs
+and at the last 4 steps; widths 16, 32, 64 (quick: 16); one seed; η0 per network and family
+(`RULE_CIFAR["lr"]`, by the rule's stated procedure: Myrtle5 lazy 12.8, rich 1.6; ConvMixer
+lazy 1.6, rich 0.8). Checks per network: (a) the family spreads as above; (b) rich worst ≤
+0.95 × lazy best final test loss at n = 64; (c) movement ratio ≥ 1.5 in every layer but the
+readout at n = 64; (d1) the lazy family's final training loss (mean mini-batch loss of the last
+4 steps) ≤ 0.25; (d2) its ‖Δh‖/‖h0‖ width slope ≤ −0.25 in every layer but the readout (−1/2
+predicted); the quick form checks (a)–(c). C2–C5 and C8 on both networks (short centered runs,
+STP tables at r ∈ {0, 1/2}, widths 16–128, two seeds; `_scale.fitted_slopes` and `judge`) are
+reported in `details["scale_checks"]`, not part of the verdict. Cost: about 20 min at full
+scale on two shared cores, quick about 1–2 min.
 
-Quick scale (n = 16, 32; one seed; 100 steps) measures spreads 5e-5 (lazy) and 0.007 (rich),
-final test loss 0.11 (rich) against 0.36 (lazy) and movement ratios 4.0–6.3.
-
-`ctx.substitute` trains that preset in place of the rich family (a lazy table in its place
-fails (b) and (c)). Cost: 45 runs at full scale, about 4.5 min on two cores shared with other
-work (two worker processes); quick about 15 s. CIFAR-10 (`ctx.data_dir`) costs about 16×
-more per step than digits.
+`ctx.substitute` trains that preset in place of the rich family, at the rich family's η0 (a
+lazy table in its place fails (c): tests).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -77,7 +86,9 @@ SIZES = {"n_train": 1000, "n_test": 500, "n_probe": 64, "seed": 0}
 
 
 def spec_for(ctx: Context) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """The sweep spec at the context's scale and the families it trains (after substitution)."""
+    """The digits form's sweep spec at the context's scale and the families it trains (after
+    substitution); with `ctx.data_dir`, the same spec on CIFAR-10 (v1's form, which the CIFAR
+    form of rule v2 replaces in `run`: see `cifar_specs`)."""
     families = {k: list(v) for k, v in FAMILIES.items()}
     if ctx.substitute:
         families["rich"] = [ctx.substitute]
@@ -130,7 +141,16 @@ def family_spread(curves: pd.DataFrame, members: list[str]) -> float:
 
 
 def run(ctx: Context) -> ClaimResult:
-    """Runs (or reads back) the sweep and returns the verdict (rules in the docstring)."""
+    """Runs (or reads back) the sweeps and returns the verdict: the CIFAR-10 form when
+    `ctx.data_dir` is given (rule v2, `RULE_CIFAR`), the digits form otherwise (rules in the
+    docstring)."""
+    if ctx.data_dir:
+        return _run_cifar(ctx)
+    return _run_digits(ctx)
+
+
+def _run_digits(ctx: Context) -> ClaimResult:
+    """The digits form (rule v1's checks, unchanged in v2)."""
     spec, families = spec_for(ctx)
     runs, metrics = ctx.sweep(spec, substitutable=False)
     tidy = _tidy(runs, metrics)
@@ -293,3 +313,450 @@ def _figure(
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     return save_claim_figure(fig, ctx.out, CLAIM, f"{CLAIM}: {TITLE} ({spec['data']['kind']})")
+
+
+# ------------------------------------------------------------------------------ CIFAR-10 form
+
+RULE_CIFAR = rule_of(CLAIM)["cifar10"]  # richness.claims.rules: the v2 form on real images
+
+
+def cifar_specs(ctx: Context) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, list[str]]]:
+    """The CIFAR-10 form's sweep specs, {model: {family: spec}}, one spec per family (each
+    family trains at its own η0, `RULE_CIFAR["lr"]`), and the families after substitution (the
+    substitute trains in the rich family's place, at the rich family's η0)."""
+    rule = RULE_CIFAR
+    families = {k: list(v) for k, v in FAMILIES.items()}
+    if ctx.substitute:
+        families["rich"] = [ctx.substitute]
+    steps = rule["epochs"][ctx.scale] * rule["steps_per_epoch"]
+    every = rule["measure_every_epochs"] * rule["steps_per_epoch"]
+    last = rule["final_train_loss_steps"]
+    measure = sorted(set(range(0, steps + 1, every)) | set(range(steps - last + 1, steps + 1)))
+    data = {"kind": "cifar10", "data_dir": ctx.data_dir, "as_images": True, **rule["data"]}
+    specs: dict[str, dict[str, dict[str, Any]]] = {}
+    for model, settings in rule["models"].items():
+        specs[model] = {}
+        for family, members in families.items():
+            specs[model][family] = {
+                "name": f"c13-cifar-{model}-{family}",
+                "model": settings["model"],
+                "data": data,
+                "widths": settings["widths"][ctx.scale],
+                "presets": members,
+                "base_width": "absolute",
+                "seeds": rule["seeds"][ctx.scale],
+                "optimizer": {
+                    "kind": "sgd",
+                    "lr": settings["lr"][family],
+                    "momentum": rule["momentum"],
+                },
+                "steps": steps,
+                "batch_size": rule["batch_size"],
+                "center": False,
+                "measure": {"steps": measure, "metrics": ["default"]},
+            }
+    return specs, families
+
+
+def scale_check_spec(ctx: Context, model: str) -> dict[str, Any]:
+    """The short centered run of `model` behind C13's C2–C5 and C8 rows: STP tables at the
+    rule's r, base width the smallest width, SGD, full batch (`RULE_CIFAR["scale_checks"]`)."""
+    rule = RULE_CIFAR["scale_checks"]
+    widths = rule["widths"][ctx.scale]
+    return {
+        "name": f"c13-cifar-scale-{model}",
+        "model": RULE_CIFAR["models"][model]["model"],
+        "data": {"kind": "cifar10", "data_dir": ctx.data_dir, "as_images": True, **rule["data"]},
+        "widths": widths,
+        "richness": rule["r"],
+        "gauges": ["stp"],
+        "base_width": min(widths),
+        "seeds": rule["seeds"][ctx.scale],
+        "optimizer": {"kind": "sgd", "lr": rule["lr"]},
+        "steps": rule["steps"][ctx.scale],
+        "measure": {"steps": [0, 1, rule["steps"][ctx.scale]], "metrics": rule["metrics"]},
+        "center": True,
+    }
+
+
+def _family_tables(
+    tidy: pd.DataFrame, final: int, last_steps: list[int]
+) -> dict[str, pd.DataFrame]:
+    """Seed means of the quantities the CIFAR form reads: test loss and accuracy curves, the
+    final training loss (mean mini-batch loss over `last_steps`), h(0) and Δh at `final`."""
+    means = tidy.groupby(["quantity", "layer", "preset", "width", "step"], as_index=False).value
+    means = means.mean()
+    model_level = means[means.layer == ""]
+    train = model_level[(model_level.quantity == "loss") & model_level.step.isin(last_steps)]
+    train = train.groupby(["preset", "width"], as_index=False).value.mean()
+    h0 = means[(means.quantity == "h_rms") & (means.step == 0)]
+    dh = means[(means.quantity == "dh_rms") & (means.step == final)]
+    rel = dh.merge(h0, on=["layer", "preset", "width"], suffixes=("", "_h0"))
+    return {
+        "loss": model_level[model_level.quantity == "test_loss"],
+        "acc": model_level[model_level.quantity == "test_acc"],
+        "init_loss": model_level[(model_level.quantity == "loss") & (model_level.step == 0)],
+        "train": train,
+        "rel": rel.assign(rel_dh=rel.value / rel.value_h0),
+    }
+
+
+def _value(frame: pd.DataFrame, **where: Any) -> float:
+    for key, wanted in where.items():
+        frame = frame[frame[key] == wanted]
+    column = "rel_dh" if "rel_dh" in frame.columns else "value"
+    return float(frame[column].iloc[0]) if len(frame) else float("nan")
+
+
+def _width_slope(widths: list[int], values: list[float]) -> float:
+    """Least-squares slope of log(value) on log(width) (NaN unless every value is > 0)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2 or not np.all(np.isfinite(v) & (v > 0)):
+        return float("nan")
+    return float(np.polyfit(np.log(np.asarray(widths, dtype=float)), np.log(v), 1)[0])
+
+
+def _judge_model(
+    model: str,
+    runs: pd.DataFrame,
+    tidy: pd.DataFrame,
+    spec: dict[str, Any],
+    families: dict[str, list[str]],
+    quick: bool,
+) -> tuple[dict[str, bool], dict[str, Any], list[dict[str, Any]], dict[str, pd.DataFrame]]:
+    """One network's checks (a)–(d) of rule v2's CIFAR form, its details and table rows."""
+    rule, tol = RULE_CIFAR, RULE_CIFAR["tolerance"]
+    final, widths = spec["steps"], spec["widths"]
+    widest = max(widths)
+    last_steps = [s for s in spec["measure"]["steps"] if s > final - rule["final_train_loss_steps"]]
+    t = _family_tables(tidy, final, last_steps)
+    layers = sorted(
+        {layer for layer in t["rel"].layer if layer and layer != "readout"},
+        key=lambda name: list(dict.fromkeys(tidy.layer)).index(name),
+    )
+    not_done = runs[runs.status != "done"][["preset", "width", "seed", "status"]]
+    members = [p for ps in families.values() for p in ps]
+    spreads = {name: family_spread(t["loss"], ps) for name, ps in families.items()}
+    final_loss = {
+        w: {p: _value(t["loss"], preset=p, width=w, step=final) for p in members} for w in widths
+    }
+    lazy_best = {w: min(final_loss[w][p] for p in families["lazy"]) for w in widths}
+    rich_worst = {w: max(final_loss[w][p] for p in families["rich"]) for w in widths}
+    fam_rel = {
+        name: {
+            w: {
+                layer: float(
+                    np.mean([_value(t["rel"], preset=p, width=w, layer=layer) for p in ps])
+                )
+                for layer in layers
+            }
+            for w in widths
+        }
+        for name, ps in families.items()
+    }
+    ratio_dh = {
+        layer: fam_rel["rich"][widest][layer] / fam_rel["lazy"][widest][layer] for layer in layers
+    }
+    slopes = {
+        name: {
+            layer: _width_slope(widths, [fam_rel[name][w][layer] for w in widths])
+            for layer in layers
+        }
+        for name in families
+    }
+    lazy_train = max(_value(t["train"], preset=p, width=widest) for p in families["lazy"])
+    checks = {
+        f"{model}: every run done": not_done.empty,
+        **{
+            f"{model}: (a) {name} family spread ≤ {tol['family_spread'][name]}": bool(
+                spreads[name] <= tol["family_spread"][name]
+            )
+            for name in families
+        },
+        f"{model}: (b) rich final test loss ≤ {tol['rich_over_lazy_loss_at_most']} × lazy, "
+        f"n={widest}": bool(
+            rich_worst[widest] <= tol["rich_over_lazy_loss_at_most"] * lazy_best[widest]
+        ),
+        f"{model}: (c) rich ‖Δh‖/‖h0‖ ≥ {tol['rich_over_lazy_rel_dh_at_least']} × lazy, every "
+        f"layer but the readout, n={widest}": bool(
+            all(r >= tol["rich_over_lazy_rel_dh_at_least"] for r in ratio_dh.values())
+        ),
+        f"{model}: (d1) lazy final training loss ≤ {tol['lazy_train_loss_at_most']}, "
+        f"n={widest}": bool(lazy_train <= tol["lazy_train_loss_at_most"]),
+        f"{model}: (d2) lazy ‖Δh‖/‖h0‖ width slope ≤ {tol['lazy_rel_dh_slope_at_most']}, "
+        "every layer but the readout": bool(
+            all(s <= tol["lazy_rel_dh_slope_at_most"] for s in slopes["lazy"].values())
+        ),
+    }
+    if quick:  # rule v2: the quick form checks (a)–(c) only (RULE_CIFAR["quick_form"])
+        checks = {k: v for k, v in checks.items() if "(d" not in k}
+    rows = []
+    for name, ps in families.items():
+        for p in ps:
+            for w in widths:
+                rows.append(
+                    {
+                        "model": model,
+                        "family": name,
+                        "preset": p,
+                        "width": w,
+                        "lr": spec_lr(model, name),
+                        "init_train_loss": _value(t["init_loss"], preset=p, width=w),
+                        "train_loss": _value(t["train"], preset=p, width=w),
+                        "test_loss": final_loss[w][p],
+                        "test_acc": _value(t["acc"], preset=p, width=w, step=final),
+                        **{
+                            f"rel_dh/{layer}": _value(t["rel"], preset=p, width=w, layer=layer)
+                            for layer in layers
+                        },
+                    }
+                )
+    curves = {
+        p: {
+            int(w): {
+                "step": [int(s) for s in part.step],
+                "test_loss": [round(float(v), 5) for v in part.value],
+                "test_acc": [
+                    round(_value(t["acc"], preset=p, width=w, step=s), 4) for s in part.step
+                ],
+            }
+            for w in widths
+            for part in [
+                t["loss"][(t["loss"].preset == p) & (t["loss"].width == w)].sort_values("step")
+            ]
+        }
+        for p in members
+    }
+    details = {
+        "widths": widths,
+        "steps": final,
+        "epochs": final // rule["steps_per_epoch"],
+        "lr": {name: spec_lr(model, name) for name in families},
+        "family_spread": {k: round(v, 5) for k, v in spreads.items()},
+        "per_seed_family_spread": _per_seed_spread(tidy, families),
+        "rich_vs_lazy_final_test_loss": {
+            int(w): {
+                "lazy_best": round(lazy_best[w], 5),
+                "rich_worst": round(rich_worst[w], 5),
+                "ratio": round(rich_worst[w] / lazy_best[w], 4),
+            }
+            for w in widths
+        },
+        "rel_dh_ratio_widest": {k: round(v, 3) for k, v in ratio_dh.items()},
+        "family_rel_dh": {
+            name: {int(w): {k: round(v, 4) for k, v in by.items()} for w, by in fam.items()}
+            for name, fam in fam_rel.items()
+        },
+        "family_rel_dh_width_slope": {
+            name: {k: round(v, 3) for k, v in s.items()} for name, s in slopes.items()
+        },
+        "lazy_final_train_loss_widest": round(lazy_train, 5),
+        "curves": curves,
+        "not_done": not_done.to_dict("records"),
+    }
+    return checks, details, rows, t
+
+
+def spec_lr(model: str, family: str) -> float:
+    """η0 of `family` on `model` (a substitute in the rich family's place trains at rich's)."""
+    return RULE_CIFAR["models"][model]["lr"][family]
+
+
+def scale_check_rows(ctx: Context, model: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """C2–C5 and C8 on `model`: fitted width exponents of dh (hidden layers), f0 (step 0), df,
+    max_ratio (every layer) and lin_gap at the last step, each judged against its prediction
+    by `_scale.judge` at its claim's tolerance plus the conv-net allowance (C8: rises with r).
+    """
+    from richness.claims._scale import fitted_slopes, judge
+
+    rule = RULE_CIFAR["scale_checks"]
+    spec = scale_check_spec(ctx, model)
+    runs, metrics = ctx.sweep(spec)
+    step = spec["steps"]
+    allowance = {"extra_tolerance": {model: rule["extra_tolerance"]}}
+    rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    for claim, quantity, layers, at in (
+        ("C2", "dh", "hidden", step),
+        ("C3", "f0", "model", 0),
+        ("C4", "df", "model", step),
+        ("C5", "max_ratio", "all", step),
+    ):
+        part = fitted_slopes(
+            runs,
+            metrics,
+            spec,
+            model,
+            quantity,
+            at,
+            layers=layers,
+            with_local=True,
+            substitute=ctx.substitute,
+        )
+        ok, worst = judge(part, {"tolerance": rule["tolerance"][claim], "allowances": allowance})
+        for row in part:
+            row["claim"] = claim
+        rows += part
+        summary[claim] = {"verdict": "pass" if ok else "fail", "worst_gap": round(worst, 4)}
+    gap = sorted(
+        fitted_slopes(
+            runs,
+            metrics,
+            spec,
+            model,
+            "lin_gap",
+            step,
+            layers="model",
+            with_local=True,
+            substitute=ctx.substitute,
+        ),
+        key=lambda row: row["r"],
+    )
+    for row in gap:
+        row["claim"] = "C8"
+        row["kink_term"] = row["r"] / 2 - 0.75
+    slack = rule["tolerance"]["C8_rises_slack"]
+    rises = bool(gap) and all(b["slope"] >= a["slope"] - slack for a, b in itertools.pairwise(gap))
+    rows += gap
+    summary["C8"] = {
+        "verdict": "pass" if rises else "fail",
+        "check": f"rises with r (slack {slack})",
+    }
+    return rows, summary
+
+
+def _run_cifar(ctx: Context) -> ClaimResult:
+    """Rule v2's CIFAR-10 form (`richness.claims.rules`, C13 "cifar10"): both networks, five
+    named points, per-family η0; verdict on (a)–(d) of both networks; C2–C5 and C8 reported."""
+    specs, families = cifar_specs(ctx)
+    checks: dict[str, bool] = {}
+    details: dict[str, Any] = {"data": "cifar10", "families": families, "rule_form": "cifar10"}
+    table: list[dict[str, Any]] = []
+    plotted: dict[str, dict[str, Any]] = {}
+    for model, by_family in specs.items():
+        parts = [ctx.sweep(spec, substitutable=False) for spec in by_family.values()]
+        runs = pd.concat([r for r, _ in parts], ignore_index=True)
+        tidy = pd.concat([_tidy(r, m) for r, m in parts], ignore_index=True)
+        spec = next(iter(by_family.values()))
+        model_checks, model_details, rows, t = _judge_model(
+            model, runs, tidy, spec, families, quick=ctx.scale == "quick"
+        )
+        checks.update(model_checks)
+        details[model] = model_details
+        table += rows
+        plotted[model] = {"t": t, "spec": spec}
+    scale: dict[str, Any] = {}
+    for model in specs:
+        rows, summary = scale_check_rows(ctx, model)
+        scale[model] = {"summary": summary, "rows": rows}
+    details["scale_checks"] = {
+        "enters_verdict": False,
+        "summary": {m: s["summary"] for m, s in scale.items()},
+        "rows": [row for s in scale.values() for row in s["rows"]],
+    }
+    details["checks"] = checks
+    ok = all(checks.values())
+    figure = _cifar_figure(ctx, plotted, families)
+    first = {m: details[m]["rich_vs_lazy_final_test_loss"] for m in specs}
+    return ClaimResult(
+        claim=CLAIM,
+        title=TITLE + " (CIFAR-10: Myrtle5, ConvMixer)",
+        verdict="pass" if ok else "fail",
+        measured={
+            m: {
+                "family_spread": details[m]["family_spread"],
+                "rich_over_lazy_final_test_loss": {
+                    w: v["ratio"] for w, v in details[m]["rich_vs_lazy_final_test_loss"].items()
+                },
+                "rel_dh_ratio_widest": details[m]["rel_dh_ratio_widest"],
+                "lazy_final_train_loss_widest": details[m]["lazy_final_train_loss_widest"],
+                "lazy_rel_dh_width_slope": details[m]["family_rel_dh_width_slope"]["lazy"],
+            }
+            for m in specs
+        },
+        predicted={
+            "family_spread": 0.0,
+            "final_test_loss": "rich < lazy",
+            "rel_dh_ratio": "> 1 (growing as √n)",
+            "lazy_rel_dh_width_slope": -0.5,
+        },
+        tolerance=RULE_CIFAR["tolerance"],
+        details=details,
+        figures=[figure],
+        table=table,
+        first_rule_verdict=_v1_verdict(first, details, specs),
+    )
+
+
+def _v1_verdict(
+    ratios: dict[str, dict[int, dict[str, float]]], details: dict[str, Any], specs: dict
+) -> str:
+    """The same runs under rule v1's checks: (a) spreads 0.02 / 0.25, (b) ratio ≤ 0.8, (c)
+    movement ratio ≥ 1.5 at the largest width (v1 had one network, one η0 and no (d))."""
+    v1 = rule_of(CLAIM)["tolerance"]
+    ok = True
+    for model in specs:
+        d = details[model]
+        widest = max(d["widths"])
+        ok &= all(d["family_spread"][k] <= v1["family_spread"][k] for k in d["family_spread"])
+        ok &= (
+            d["rich_vs_lazy_final_test_loss"][widest]["ratio"] <= v1["rich_over_lazy_loss_at_most"]
+        )
+        ok &= all(
+            r >= v1["rich_over_lazy_rel_dh_at_least"] for r in d["rel_dh_ratio_widest"].values()
+        )
+        ok &= not d["not_done"]
+    return "pass" if ok else "fail"
+
+
+def _cifar_figure(
+    ctx: Context, plotted: dict[str, dict[str, Any]], families: dict[str, list[str]]
+) -> str:
+    """Per network: test loss and test accuracy against epoch at the largest width (the
+    every-2-epochs measurements), the final test loss and the feature movement ‖Δh‖/‖h0‖ of a
+    middle layer against width; lazy presets in blues, rich ones in reds."""
+    models = list(plotted)
+    fig, axes = plt.subplots(len(models), 4, figsize=(17, 3.6 * len(models)), squeeze=False)
+    colors = {"lazy": plt.cm.Blues, "rich": plt.cm.Reds}
+    per_epoch = RULE_CIFAR["steps_per_epoch"]
+    every = RULE_CIFAR["measure_every_epochs"] * per_epoch
+    for row, model in enumerate(models):
+        t, spec = plotted[model]["t"], plotted[model]["spec"]
+        widest, final = max(spec["widths"]), spec["steps"]
+        layers = [name for name in dict.fromkeys(t["rel"].layer) if name and name != "readout"]
+        middle = layers[len(layers) // 2]
+        for name, members in families.items():
+            for i, p in enumerate(members):
+                color = colors.get(name, plt.cm.Greys)(0.5 + 0.4 * i / max(1, len(members) - 1))
+                style = ["-", "--", ":"][i % 3]
+                for ax, frame in ((axes[row, 0], t["loss"]), (axes[row, 1], t["acc"])):
+                    c = frame[(frame.preset == p) & (frame.width == widest)].sort_values("step")
+                    c = c[(c.step % every == 0) | (c.step == final)]
+                    ax.plot(c.step / per_epoch, c.value, style, color=color, label=f"{p} ({name})")
+                end = t["loss"][(t["loss"].preset == p) & (t["loss"].step == final)]
+                end = end.sort_values("width")
+                axes[row, 2].plot(end.width, end.value, "o" + style, color=color, ms=3, label=p)
+                moved = t["rel"][(t["rel"].preset == p) & (t["rel"].layer == middle)]
+                moved = moved.sort_values("width")
+                axes[row, 3].loglog(
+                    moved.width, moved.rel_dh, "o" + style, color=color, ms=3, label=p
+                )
+        title = f"{model}, n = {widest}"
+        axes[row, 0].set(xlabel="epoch", ylabel="test loss ½‖f − y‖²", title=title)
+        axes[row, 1].set(xlabel="epoch", ylabel="test accuracy", title=title)
+        axes[row, 2].set(
+            xlabel="width n",
+            ylabel=f"test loss at epoch {final // per_epoch}",
+            xscale="log",
+            title=f"{model}: final test loss",
+        )
+        axes[row, 3].set(
+            xlabel="width n", ylabel="‖Δh‖/‖h(0)‖", title=f"{model}: feature movement, {middle}"
+        )
+        for ax in axes[row, 2:]:
+            ax.set_xticks(spec["widths"], [str(w) for w in spec["widths"]], minor=False)
+            ax.set_xticks([], minor=True)
+        for ax in axes[row]:
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=7)
+    return save_claim_figure(fig, ctx.out, CLAIM, f"{CLAIM}: {TITLE} (cifar10)")
