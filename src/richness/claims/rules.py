@@ -711,7 +711,7 @@ RULES: dict[str, dict[str, Any]] = {
             },
             {
                 "version": 3,
-                "commit": "(this commit)",
+                "commit": "de8ce15",
                 "date": "2026-12-01",
                 "rule": "as v2; quick form at the one width 16 for 4 epochs (was 8 and 16 for 6 "
                 "epochs); the C2-C5, C8 runs on 64 training and 16 probe images (was 128, 64), "
@@ -722,7 +722,10 @@ RULES: dict[str, dict[str, Any]] = {
                 "of 32x32 would be 300 MB per tensor. The full form's main runs are unchanged",
                 "after_data": True,
                 "after_data_note": "after v2's quick run only; before any full-form run",
-                "verdict": "not yet run",
+                "verdict": "fail. Full (2026-12-01, docs/c13_cifar.md): (b) and (d1) on both "
+                "networks (rich/lazy final test loss 1.02, 1.06; lazy training loss 0.36, 0.38), "
+                "(a) Myrtle5 lazy spread 0.068, (c) ConvMixer blocks.1.pointwise 1.49, (d2) "
+                "ConvMixer's last blocks; v1's checks: fail. Quick: fail ((b), (c) both)",
             },
         ],
     },
