@@ -124,9 +124,15 @@ def _data_line(results: list[ClaimResult]) -> str:
     )
 
 
-def rule_lines(claim: str, rule: dict[str, Any], first_rule_verdict: str | None) -> list[str]:
+def rule_lines(
+    claim: str,
+    rule: dict[str, Any],
+    first_rule_verdict: str | None,
+    verdict: str | None = None,
+) -> list[str]:
     """Markdown lines stating a claim's rule (version, measured quantity, widths, steps,
-    tolerance, allowances, negative control, scope) and its history, oldest first."""
+    tolerance, allowances, negative control, scope) and its history, oldest first; the
+    current version's row also gives `verdict`, the verdict of the runs written up here."""
     if not rule:
         return []
     lines = ["", f"Rule v{rule['version']} (`richness reproduce --rules {claim}`):", ""]
@@ -142,9 +148,12 @@ def rule_lines(claim: str, rule: dict[str, Any], first_rule_verdict: str | None)
     lines += ["", "| version | commit | date | rule | reason | after the data | verdict |"]
     lines.append("|---|---|---|---|---|---|---|")
     for h in rule.get("history", []):
+        said = h.get("verdict", "")
+        if verdict is not None and h["version"] == rule["version"]:
+            said = f"**{verdict}** (this write-up; when the rule was set: {said})"
         lines.append(
             f"| v{h['version']} | {h['commit']} | {h['date']} | {h['rule']} | {h['reason']} | "
-            f"{'yes' if h.get('after_data') else 'no'} | {h.get('verdict', '')} |"
+            f"{'yes' if h.get('after_data') else 'no'} | {said} |"
         )
     return lines
 
@@ -251,7 +260,7 @@ def write_markdown(
         lines += ["", f"## {r.claim}: {r.title}", "", f"Verdict: **{r.verdict}**."]
         if r.details.get("rule"):
             lines.append(f"Rule: {r.details['rule']}.")
-        lines += rule_lines(r.claim, r.rule, r.first_rule_verdict)
+        lines += rule_lines(r.claim, r.rule, r.first_rule_verdict, r.verdict)
         control = r.details.get("negative_control")
         if control:
             if control.get("required", True) is False:

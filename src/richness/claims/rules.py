@@ -868,13 +868,55 @@ def rules_json(claims: list[str] | None = None) -> dict[str, dict[str, Any]]:
 
 
 # C14, C17 and C18 keep their rules as data in their own modules (`RULE`, written before their
-# first runs, in this table's format); they are listed here so that `--rules` prints them and
+# first runs, in this table's format); C21 and C22 keep theirs there too (thresholds only), and
+# their version and history are written here. All are listed so that `--rules` prints them and
 # claims.json carries them.
+_LIMIT_HISTORY = {
+    "C21": {
+        "version": 1,
+        "commit": "3a8bfe0",
+        "date": "2026-12-01",
+        "rule": "as the module's RULE",
+        "reason": "first rule",
+        "after_data": False,
+        "verdict": "pass (quick and full)",
+    },
+    "C22": {
+        "version": 1,
+        "commit": "3a8bfe0",
+        "date": "2026-12-01",
+        "rule": "as the module's RULE",
+        "reason": "first rule",
+        "after_data": False,
+        "verdict": "pass (quick and full)",
+    },
+}
+
+
 def _module_rules() -> dict[str, dict[str, Any]]:
     from importlib import import_module
 
-    names = {"C14": "c14_weight_updates", "C17": "c17_off_scale", "C18": "c18_sp_small_lr"}
-    return {c: import_module(f"richness.claims.{m}").RULE for c, m in names.items()}
+    names = {
+        "C14": "c14_weight_updates",
+        "C17": "c17_off_scale",
+        "C18": "c18_sp_small_lr",
+        "C21": "c21_rich_limit",
+        "C22": "c22_transition",
+    }
+    rules = {}
+    for claim, module in names.items():
+        rule = import_module(f"richness.claims.{module}").RULE
+        if claim in _LIMIT_HISTORY:
+            rule = {
+                "version": 1,
+                "kind": "checks",
+                "module_rule": f"richness.claims.{module}.RULE",
+                **rule,
+                "history": [_LIMIT_HISTORY[claim]],
+            }
+        rules[claim] = rule
+    return rules
 
 
 RULES.update(_module_rules())
+RULES = dict(sorted(RULES.items(), key=lambda item: int(item[0][1:])))  # C1, C2, …, C22
