@@ -872,7 +872,7 @@ def rules_json(claims: list[str] | None = None) -> dict[str, dict[str, Any]]:
 # their version and history are written here. All are listed so that `--rules` prints them and
 # claims.json carries them.
 _LIMIT_HISTORY = {
-    "C21": {
+    claim: {
         "version": 1,
         "commit": "3a8bfe0",
         "date": "2026-12-01",
@@ -880,16 +880,8 @@ _LIMIT_HISTORY = {
         "reason": "first rule",
         "after_data": False,
         "verdict": "pass (quick and full)",
-    },
-    "C22": {
-        "version": 1,
-        "commit": "3a8bfe0",
-        "date": "2026-12-01",
-        "rule": "as the module's RULE",
-        "reason": "first rule",
-        "after_data": False,
-        "verdict": "pass (quick and full)",
-    },
+    }
+    for claim in ("C21", "C22")
 }
 
 
